@@ -1,0 +1,274 @@
+"""The trial config: typed, validated at the edge, written next to every result.
+
+YAML shape (every section optional; defaults give the synthetic default trial)::
+
+    dataset: {name: synthetic, root: null, size: [64, 64], max_images: null, ...loader options}
+    noise:   [{kind: morph, rate: 1.0, ...kind params}, ...]     # applied in order
+    model:   {arch: unet, encoder: resnet18, encoder_weights: null, kwargs: {}}
+    method:  {name: ce, ...method params}
+    train:   {epochs, batch_size, optimizer, lr, momentum, weight_decay, schedule, ...}
+    seed: 0
+    noise_seed: null      # null: same as seed
+    eval_every: 1
+
+Named components (dataset, noise kinds, method) keep their own parameters flat beside ``name`` /
+``kind``; each registry entry owns the dataclass that validates them.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ._typed import check_range, coerce, from_dict, join, suggest, to_dict
+from .errors import ConfigError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DatasetConfig:
+    name: str = "synthetic"
+    root: str | None = None
+    size: tuple[int, int] | None = None  # (H, W) after decoding; None: the loader's default
+    max_images: int | dict[str, int] | None = None  # first N images per split (all, or per split)
+    options: Any = None  # the loader's Options dataclass, flattened in YAML
+
+    COMMON = ("name", "root", "size", "max_images")
+
+    def validate(self, path: str) -> None:
+        if self.size is not None:
+            for i, s in enumerate(self.size):
+                check_range(join(join(path, "size"), i), s, 8, 4096)
+        if isinstance(self.max_images, dict):
+            for k, v in self.max_images.items():
+                if k not in SPLITS:
+                    raise ConfigError(f"{join(path, 'max_images')}.{k}: unknown split{suggest(k, SPLITS)}; allowed: {', '.join(SPLITS)}")
+                check_range(f"{join(path, 'max_images')}.{k}", v, 1)
+        else:
+            check_range(join(path, "max_images"), self.max_images, 1)
+
+    def split_limits(self) -> dict[str, int | None]:
+        if isinstance(self.max_images, dict):
+            return {s: self.max_images.get(s) for s in SPLITS}
+        return {s: self.max_images for s in SPLITS}
+
+
+@dataclass
+class NoiseSpec:
+    kind: str
+    params: Any = None  # the kind's Params dataclass, flattened in YAML
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
+    allow_download: bool = False  # fetch missing pretrained weights (needs internet)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to the smp architecture
+
+
+@dataclass
+class MethodConfig:
+    name: str = "ce"
+    params: Any = None  # the method's Params dataclass, flattened in YAML
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 8
+    eval_batch_size: int | None = None  # None: 2 x batch_size
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: Literal["poly", "constant"] = "poly"
+    poly_power: float = 0.9
+    augment: bool = False  # random h-flip + scale crop; the ADELE paper trains without
+    amp: bool = False  # bf16 autocast on CPU, fp16 + GradScaler on CUDA
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+
+    def validate(self, path: str) -> None:
+        check_range(join(path, "epochs"), self.epochs, 1)
+        check_range(join(path, "batch_size"), self.batch_size, 1)
+        check_range(join(path, "eval_batch_size"), self.eval_batch_size, 1)
+        check_range(join(path, "lr"), self.lr, 0, lo_open=True)
+        check_range(join(path, "momentum"), self.momentum, 0, 1, hi_open=True)
+        check_range(join(path, "weight_decay"), self.weight_decay, 0)
+        check_range(join(path, "poly_power"), self.poly_power, 0)
+        check_range(join(path, "threads"), self.threads, 1)
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"{join(path, 'device')}: got {self.device!r}; allowed: auto, cpu, cuda, cuda:N")
+
+
+@dataclass
+class TrialConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    noise: list[NoiseSpec] = field(default_factory=list)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    noise_seed: int | None = None
+    eval_every: int = 1
+
+    @property
+    def effective_noise_seed(self) -> int:
+        return self.seed if self.noise_seed is None else self.noise_seed
+
+    def to_dict(self) -> dict:
+        """Plain dict in the YAML shape (component params flattened), re-parseable as is."""
+        out = to_dict(self)
+        ds = {k: out["dataset"][k] for k in DatasetConfig.COMMON}
+        ds.update(to_dict(self.dataset.options) or {})
+        out["dataset"] = ds
+        out["noise"] = [{"kind": s.kind, **(to_dict(s.params) or {})} for s in self.noise]
+        out["method"] = {"name": self.method.name, **(to_dict(self.method.params) or {})}
+        return out
+
+
+# -- parsing -----------------------------------------------------------------------------------
+
+def _named(data: Any, path: str, key: str, default: str, common: tuple[str, ...], lookup) -> tuple[dict, Any]:
+    """Split a flat ``{key: name, common..., params...}`` mapping into common values and the
+    params dataclass of the registry entry ``lookup(name)`` returns."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: got {data!r}; expected a mapping")
+    name = data.get(key, default)
+    if not isinstance(name, str):
+        raise ConfigError(f"{join(path, key)}: got {name!r}; expected a string")
+    params_cls = lookup(name, join(path, key))
+    rest = {k: v for k, v in data.items() if k not in common and k != key}
+    common_vals = {k: v for k, v in data.items() if k in common}
+    try:
+        params = from_dict(params_cls, rest, path)
+    except ConfigError as exc:
+        msg = str(exc)
+        if "unknown key" in msg:  # list the common keys too, they are just as valid here
+            head, _, allowed = msg.partition("; allowed: ")
+            msg = f"{head}; allowed: {', '.join([key, *common])}{', ' if allowed else ''}{allowed}"
+        raise ConfigError(msg) from None
+    return {key: name, **common_vals}, params
+
+
+def parse_trial(data: Any, path: str = "") -> TrialConfig:
+    """Validate a plain dict (parsed YAML) into a TrialConfig. Errors name ``path.key``."""
+    from .data import dataset_entry
+    from .methods import method_class
+    from .noise import noise_kind
+
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'trial'}: got {type(data).__name__}; expected a mapping")
+    data = dict(data)
+    allowed = [f.name for f in dataclasses.fields(TrialConfig)]
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{join(path, key)}: unknown key{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
+
+    p = join(path, "dataset")
+    common, options = _named(data.get("dataset"), p, "name", "synthetic", DatasetConfig.COMMON[1:],
+                             lambda n, kp: dataset_entry(n, kp).options)
+    dataset = from_dict(DatasetConfig, common, p)
+    dataset.options = options
+
+    raw_noise = data.get("noise") or []
+    if isinstance(raw_noise, dict):
+        raw_noise = [raw_noise]
+    if not isinstance(raw_noise, list):
+        raise ConfigError(f"{join(path, 'noise')}: got {raw_noise!r}; expected a list of {{kind: ...}} mappings")
+    noise = []
+    for i, item in enumerate(raw_noise):
+        p = f"{join(path, 'noise')}[{i}]"
+        if not isinstance(item, dict) or "kind" not in item:
+            raise ConfigError(f"{p}: expected a mapping with a 'kind' key")
+        common, params = _named(item, p, "kind", "", (), lambda n, kp: noise_kind(n, kp).params)
+        noise.append(NoiseSpec(common["kind"], params))
+
+    p = join(path, "method")
+    common, params = _named(data.get("method"), p, "name", "ce", (), lambda n, kp: method_class(n, kp).Params)
+    method = MethodConfig(common["name"], params)
+
+    model = from_dict(ModelConfig, data.get("model"), join(path, "model"))
+    train = from_dict(TrainConfig, data.get("train"), join(path, "train"))
+    seed = coerce(data.get("seed", 0), int, join(path, "seed"))
+    noise_seed = coerce(data.get("noise_seed"), int | None, join(path, "noise_seed"))
+    eval_every = coerce(data.get("eval_every", 1), int, join(path, "eval_every"))
+    check_range(join(path, "eval_every"), eval_every, 1)
+    return TrialConfig(dataset, noise, model, method, train, seed, noise_seed, eval_every)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` strings (value parsed as YAML) to a copy of ``data``. A numeric
+    part indexes a list (``noise.0.rate=0.3``)."""
+    data = copy.deepcopy(data) if data else {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        parts = key.split(".")
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) >= len(node):
+                    raise ConfigError(f"--set {key}: {'.'.join(parts[:i]) or 'config'} is a list of {len(node)}; use an index below {len(node)}")
+                part = int(part)
+            elif not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
+            if last:
+                node[part] = value
+            else:
+                if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                    node[part] = {}
+                node = node[part]
+    return data
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from None
+
+
+def load_trial_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
+    """Read a trial YAML, or a study YAML's ``trial:`` block, apply ``--set`` overrides, validate.
+    Errors are prefixed with the file name."""
+    raw: Any = {}
+    if path is not None:
+        raw = read_yaml(path)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        if "trial" in raw:  # a study YAML: its trial block is the base config
+            raw = raw["trial"] or {}
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return parse_trial(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
+
+
+def dump_trial_config(cfg: TrialConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
