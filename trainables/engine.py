@@ -245,6 +245,7 @@ class Trainer:
     # -- one epoch --------------------------------------------------------------------------
     def run_epoch(self, progress: bool = False, want_images: bool = False) -> tuple[dict, dict | None]:
         epoch = self.epoch
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         t0 = time.perf_counter()
         logs = self.train_epoch(epoch, progress)
         train_time = time.perf_counter() - t0
@@ -252,7 +253,7 @@ class Trainer:
         self.method.on_epoch_end(epoch, self.labels, TrainIoU(meters["current"].iou, meters["noisy"].iou))
         self.epoch = epoch + 1
         names = [metric_key(n) for n in self.data.class_names]
-        metrics: dict[str, Any] = {"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
+        metrics: dict[str, Any] = {"epoch": self.epoch, "lr": lr,
                                    "images_per_s": self.num_train / train_time}
         metrics["train_loss"] = logs.pop("train_loss")
         metrics.update({f"loss/{k}": v for k, v in logs.items()})

@@ -1,0 +1,135 @@
+"""Ray's OptunaSearch over a persistent Optuna storage, with early-stopped trials recorded PRUNED.
+
+Ray reports a trial that ASHA stopped as complete; told so, TPE would take its truncated score as a
+full one. Here a trial whose last result has ``epoch < epochs_total`` is told PRUNED (its value is
+the last intermediate value). Errored trials are not told at all: ``resume_errored`` may continue
+them, and :func:`reconcile` settles whatever is still open after a condition's run (trials Ray lost
+in a driver crash become FAIL). The searcher pickles without its study and reconnects to the
+storage on load, so the Optuna study survives driver crashes (the storage is the truth).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+log = logging.getLogger(__name__)
+RAY_ID = "ray_trial_id"
+
+
+def storage_url(spec_url: str | None, exp_dir: str | Path) -> str:
+    """The Optuna storage of an experiment: SQLite in its folder unless the study names one."""
+    if spec_url:
+        return spec_url
+    return f"sqlite:///{Path(exp_dir).resolve() / 'optuna.db'}"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB URL (sqlite:///, postgresql://, mysql://...) or ``journal:///path/file.log``."""
+    if url.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        return JournalStorage(JournalFileBackend(url[len("journal://"):]))
+    return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+
+
+class PrunedAwareOptunaSearch(OptunaSearch):
+    def __init__(self, space, *, metric: str, mode: str, sampler, study_name: str, storage_url: str):
+        self._storage_url = storage_url
+        super().__init__(space=space, metric=metric, mode=mode, sampler=sampler,
+                         study_name=study_name, storage=open_storage(storage_url))
+
+    # -- Ray hooks ----------------------------------------------------------------------------
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr(RAY_ID, trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.metric)
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials or not _finite(value):
+            return  # e.g. val_miou on an epoch without evaluation
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        ot_trial = self._ot_trials[trial_id]
+        if step not in _frozen(self._ot_study, ot_trial.number).intermediate_values:
+            ot_trial.report(float(value), step)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if error or trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return  # errored: may be resumed; settled by reconcile() if not
+        ot_trial = self._ot_trials[trial_id]
+        if _frozen(self._ot_study, ot_trial.number).state != TrialState.RUNNING:
+            self._completed_trials.add(trial_id)
+            return
+        tell(self._ot_study, ot_trial.number, result, self.metric)
+        self._completed_trials.add(trial_id)
+
+    # -- checkpointing: the study lives in the storage, not in the pickle ---------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_ot_trials"] = {tid: t.number for tid, t in self._ot_trials.items()}
+        state["_ot_study"] = None
+        state["_storage"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        numbers = state.pop("_ot_trials", {})
+        self.__dict__.update(state)
+        self._storage = open_storage(self._storage_url)
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                           sampler=self._sampler)
+        by_number = {t.number: t for t in self._ot_study.get_trials(deepcopy=False)}
+        self._ot_trials = {}
+        for tid, number in numbers.items():
+            if number in by_number:
+                self._ot_trials[tid] = optuna.trial.Trial(self._ot_study, by_number[number]._trial_id)
+
+    def save(self, checkpoint_path: str) -> None:
+        import ray.cloudpickle as pickle
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__getstate__(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        import ray.cloudpickle as pickle
+        with open(checkpoint_path, "rb") as f:
+            self.__setstate__(pickle.load(f))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    return study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
+
+
+def outcome(result: dict | None, metric: str, errored: bool = False) -> tuple[TrialState, float | None]:
+    """Optuna state and value of a Ray trial from its last result."""
+    if errored or not result:
+        return TrialState.FAIL, None
+    epoch, total = result.get("epoch", 0), result.get("epochs_total", 0)
+    if total and epoch < total:
+        return TrialState.PRUNED, None
+    value = result.get(metric)
+    return (TrialState.COMPLETE, float(value)) if _finite(value) else (TrialState.FAIL, None)
+
+
+def tell(study: optuna.Study, number: int, result: dict | None, metric: str, errored: bool = False) -> None:
+    state, value = outcome(result, metric, errored)
+    try:
+        study.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
+    except Exception as exc:  # noqa: BLE001 - a bad value must not stop the study
+        log.warning("could not record trial %s in Optuna: %s", number, exc)
+
+
+def reconcile(study: optuna.Study, ray_trials: dict[str, tuple[dict | None, bool]], metric: str) -> None:
+    """Settle every Optuna trial still RUNNING after a condition's run: from the Ray trial's last
+    result (``ray_trials``: trial id -> (last result, errored)), or FAIL when Ray never knew it."""
+    for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        result, errored = ray_trials.get(ft.user_attrs.get(RAY_ID), (None, True))
+        tell(study, ft.number, result, metric, errored)

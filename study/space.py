@@ -1,0 +1,65 @@
+"""The search space as an Optuna define-by-run function, and the sampler of a study.
+
+Parameters are sampled in YAML order; a parameter with ``when:`` is sampled only when the earlier
+parameters / the condition have the wanted values, so TPE sees a conditional (tree-shaped) space.
+Constants (``value:``) are returned, not sampled. Condition keys are fixed per Optuna study.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import optuna
+
+from .spec import Parameter, StudySpec, get_key, when_matches
+
+
+def sample(trial: optuna.Trial, parameters: dict[str, Parameter], known: dict[str, Any]) -> dict[str, Any]:
+    """Sample every applicable parameter into ``{dotted key: value}`` (constants included)."""
+    known = dict(known)
+    out: dict[str, Any] = {}
+    for key, p in parameters.items():
+        if p.when and not when_matches(p.when, known):
+            continue
+        if p.value is not None:
+            value = p.value
+        elif p.values is not None:
+            value = trial.suggest_categorical(key, p.values)
+        elif p.distribution == "int_uniform":
+            value = trial.suggest_int(key, int(p.min), int(p.max), step=int(p.q or 1))
+        elif p.distribution == "log_uniform_values":
+            value = trial.suggest_float(key, p.min, p.max, log=True)
+        else:  # uniform, q_uniform
+            value = trial.suggest_float(key, p.min, p.max, step=p.q)
+        known[key] = out[key] = value
+    return out
+
+
+class Space:
+    """The define-by-run function of one condition (a picklable callable, so the searcher's state
+    can be checkpointed). Returns the constants; Ray merges them with the sampled values."""
+
+    def __init__(self, spec: StudySpec, condition: dict[str, Any]):
+        self.parameters = spec.parameters
+        wanted = {k for p in self.parameters.values() for k in (p.when or {})}
+        self.known = {k: get_key(spec.trial, k) for k in wanted}
+        self.known.update(condition)
+
+    def __call__(self, trial: optuna.Trial) -> dict:
+        values = sample(trial, self.parameters, self.known)
+        return {k: v for k, v in values.items() if self.parameters[k].value is not None}
+
+
+def space_fn(spec: StudySpec, condition: dict[str, Any]) -> Callable[[optuna.Trial], dict]:
+    return Space(spec, condition)
+
+
+def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    seed = spec.search.seed
+    if spec.search.algorithm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # group=True: TPE models each conditional sub-space on the trials that sampled it
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          n_startup_trials=min(10, max(2, spec.search.num_samples // 3)))

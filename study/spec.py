@@ -1,0 +1,381 @@
+"""The study YAML: typed, validated at load time; every error names the file and the YAML path.
+
+Shape (W&B-Sweeps style; every section but ``name`` optional)::
+
+    name: adele-synthetic
+    metric:    {name: best_val_miou, goal: maximize}
+    search:    {algorithm: tpe, seed: 0, num_samples: 16, max_concurrent: 2}
+    scheduler: {type: asha, grace_period: 2, reduction_factor: 2, max_t: null}
+    resources: {cpu: 1, gpu: 0}
+    conditions:                       # one Optuna study per combination, never sampled
+      noise.0.rate: [0.5, 1.0]
+    parameters:                       # dotted trial keys, sampled in this order (define-by-run)
+      method.r: {distribution: uniform, min: 0.5, max: 0.99}
+      method.pu_loss: {values: [nnpu, upu]}
+      method.prior: {distribution: uniform, min: 0.1, max: 0.5, when: {method.pu_loss: nnpu}}
+      train.lr: {value: 0.01}
+    trial: {...}                      # the trial config (trainables.config)
+    final:     {seeds: [0, 1, 2], top_k: 1}
+    logging:   {wandb: {project: noisyseg, mode: auto, images_every: 0}}
+    storage:   {path: runs, optuna: null}
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from trainables._typed import check_range, from_dict, join, suggest, to_dict
+from trainables.config import apply_overrides, parse_trial, read_yaml
+from trainables.errors import ConfigError
+
+DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "q_uniform")
+Scalar = (bool, int, float, str, type(None))
+
+
+@dataclass
+class Metric:
+    name: str = "best_val_miou"
+    goal: Literal["maximize", "minimize"] = "maximize"
+
+    @property
+    def mode(self) -> str:
+        return "max" if self.goal == "maximize" else "min"
+
+
+@dataclass
+class Search:
+    algorithm: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    num_samples: int = 8
+    max_concurrent: int | None = None  # None: as many as the resources allow
+
+    def validate(self, path: str) -> None:
+        check_range(join(path, "num_samples"), self.num_samples, 1)
+        check_range(join(path, "max_concurrent"), self.max_concurrent, 1)
+
+
+@dataclass
+class Scheduler:
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = 1
+    reduction_factor: float = 2.0
+    max_t: int | None = None  # None: the trial's train.epochs
+
+    def validate(self, path: str) -> None:
+        check_range(join(path, "grace_period"), self.grace_period, 1)
+        check_range(join(path, "reduction_factor"), self.reduction_factor, 1, lo_open=True)
+        check_range(join(path, "max_t"), self.max_t, 1)
+
+
+@dataclass
+class Resources:
+    cpu: float = 1.0
+    gpu: float = 0.0  # fractional GPUs share one device
+
+    def validate(self, path: str) -> None:
+        check_range(join(path, "cpu"), self.cpu, 0)
+        check_range(join(path, "gpu"), self.gpu, 0)
+
+
+@dataclass
+class Parameter:
+    """One searched (or fixed) trial key: a distribution, a categorical list or a constant."""
+    distribution: Literal["uniform", "log_uniform_values", "int_uniform", "q_uniform"] | None = None
+    min: float | None = None
+    max: float | None = None
+    q: float | None = None
+    values: list[Any] | None = None
+    value: Any = None
+    when: dict[str, Any] | None = None  # {dotted key: value or [values]}: sample only then
+
+    def validate(self, path: str) -> None:
+        kinds = [k for k, v in (("distribution", self.distribution), ("values", self.values)) if v is not None]
+        if self.value is not None:
+            kinds.append("value")
+        if len(kinds) != 1:
+            got = f"got {', '.join(kinds)}" if kinds else "got none"
+            raise ConfigError(f"{path}: give exactly one of distribution, values, value ({got})")
+        if self.values is not None:
+            if not self.values:
+                raise ConfigError(f"{join(path, 'values')}: empty list; give at least one value")
+            for i, v in enumerate(self.values):
+                if not isinstance(v, Scalar):
+                    raise ConfigError(f"{join(path, 'values')}[{i}]: got {v!r}; values must be numbers, strings, booleans or null")
+        if self.distribution is None:
+            for k in ("min", "max", "q"):
+                if getattr(self, k) is not None:
+                    raise ConfigError(f"{join(path, k)}: only allowed with a distribution")
+            return
+        for k in ("min", "max"):
+            if getattr(self, k) is None:
+                raise ConfigError(f"{join(path, k)}: required key is missing for distribution {self.distribution}")
+        if self.min >= self.max:
+            raise ConfigError(f"{join(path, 'min')}: got {self.min!r}; must be below max ({self.max!r})")
+        if self.distribution == "log_uniform_values" and self.min <= 0:
+            raise ConfigError(f"{join(path, 'min')}: got {self.min!r}; log_uniform_values needs min > 0")
+        if self.distribution == "q_uniform" and self.q is None:
+            raise ConfigError(f"{join(path, 'q')}: required key is missing for distribution q_uniform")
+        if self.distribution == "log_uniform_values" and self.q is not None:
+            raise ConfigError(f"{join(path, 'q')}: not allowed with log_uniform_values")
+        if self.q is not None:
+            check_range(join(path, "q"), self.q, 0, lo_open=True)
+        if self.distribution == "int_uniform":
+            for k in ("min", "max", "q"):
+                v = getattr(self, k)
+                if v is not None and not float(v).is_integer():
+                    raise ConfigError(f"{join(path, k)}: got {v!r}; int_uniform needs integers")
+
+    def samples(self) -> list[Any]:
+        """Representative values (the extremes) used to check the key against the trial schema."""
+        return [v for _, v in self.labelled_samples()]
+
+    def labelled_samples(self) -> list[tuple[str, Any]]:
+        if self.value is not None:
+            return [("value", self.value)]
+        if self.values is not None:
+            return [(f"values[{i}]", v) for i, v in enumerate(self.values)]
+        cast = int if self.distribution == "int_uniform" else float
+        return [("min", cast(self.min)), ("max", cast(self.max))]
+
+
+@dataclass
+class Final:
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    top_k: int = 1
+
+    def validate(self, path: str) -> None:
+        check_range(join(path, "top_k"), self.top_k, 0)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"{join(path, 'seeds')}: got {self.seeds!r}; seeds must be distinct")
+
+
+@dataclass
+class Wandb:
+    project: str = "noisyseg"
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"  # auto: offline without an API key
+    images_every: int = 0  # log input/clean/noisy/current/prediction images every N epochs; 0: never
+    entity: str | None = None
+    upload_timeout: int = 30
+
+    def validate(self, path: str) -> None:
+        check_range(join(path, "images_every"), self.images_every, 0)
+        check_range(join(path, "upload_timeout"), self.upload_timeout, 1)
+
+
+@dataclass
+class Logging:
+    wandb: Wandb = field(default_factory=Wandb)
+
+
+@dataclass
+class Storage:
+    path: str = "runs"  # local folder, shared folder or s3://...; the experiment is path/name
+    optuna: str | None = None  # None: sqlite in the experiment folder; an RDB URL; or journal:///file.log
+
+
+@dataclass
+class StudySpec:
+    name: str
+    metric: Metric = field(default_factory=Metric)
+    search: Search = field(default_factory=Search)
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    resources: Resources = field(default_factory=Resources)
+    conditions: dict[str, list[Any]] = field(default_factory=dict)
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+    trial: dict[str, Any] = field(default_factory=dict)  # validated plain dict (re-parseable)
+    final: Final = field(default_factory=Final)
+    logging: Logging = field(default_factory=Logging)
+    storage: Storage = field(default_factory=Storage)
+
+    def condition_list(self) -> list[dict[str, Any]]:
+        """Every combination of condition values, in YAML order ([{}] without conditions)."""
+        keys = list(self.conditions)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*self.conditions.values())]
+
+    def to_dict(self) -> dict:
+        out = to_dict(self)
+        out["parameters"] = {k: {f: v for f, v in p.items() if v is not None} for k, p in out["parameters"].items()}
+        return out
+
+
+# -- helpers shared with study.space ---------------------------------------------------------------
+
+def set_keys(trial: dict, values: dict[str, Any]) -> dict:
+    """A copy of ``trial`` with dotted keys set (numeric parts index lists: noise.0.rate)."""
+    return apply_overrides(trial, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+
+
+def get_key(trial: dict, key: str, default: Any = None) -> Any:
+    node: Any = trial
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return default
+    return node
+
+
+def when_matches(when: dict[str, Any] | None, known: dict[str, Any]) -> bool:
+    """True when every ``when`` key has (one of) the wanted value(s) in ``known``."""
+    for key, want in (when or {}).items():
+        allowed = want if isinstance(want, list) else [want]
+        if known.get(key) not in allowed:
+            return False
+    return True
+
+
+def condition_slug(condition: dict[str, Any]) -> str:
+    """Folder / study name of a condition: ``rate-0.5_name-adele`` (``main`` without conditions)."""
+    if not condition:
+        return "main"
+    parts = []
+    for key, value in condition.items():
+        v = str(value).replace("/", "-").replace(" ", "")
+        parts.append(f"{key.split('.')[-1]}-{v}")
+    return "_".join(parts)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+TOP_KEYS = [f for f in StudySpec.__dataclass_fields__]
+
+
+def parse_study(raw: Any, source: str = "study") -> StudySpec:
+    """Validate a plain dict (parsed YAML) into a StudySpec; errors read ``source: yaml.path: ...``."""
+    try:
+        return _parse(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_study(path: str | Path, overrides: list[str] | None = None) -> StudySpec:
+    """Read a study YAML (safe loader), apply ``--set key=value`` overrides, validate."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level (name, parameters, trial, ...)")
+    raw = apply_overrides(raw, overrides or [])
+    return parse_study(raw, str(path))
+
+
+def _parse(raw: Any) -> StudySpec:
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping at the top level (name, parameters, trial, ...)")
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{key}: unknown key{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
+    raw = dict(raw)
+    conditions = raw.pop("conditions", None) or {}
+    parameters = raw.pop("parameters", None) or {}
+    trial = raw.pop("trial", None) or {}
+    spec = from_dict(StudySpec, raw, "")
+    if not spec.name or any(c in spec.name for c in "/\\ "):
+        raise ConfigError(f"name: got {spec.name!r}; use a non-empty name without slashes or spaces")
+
+    base = parse_trial(trial, "trial")  # errors read trial.method.r
+    spec.trial = base.to_dict()
+
+    if not isinstance(conditions, dict):
+        raise ConfigError(f"conditions: got {conditions!r}; expected a mapping of dotted trial keys to value lists")
+    for key, values in conditions.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"conditions.{key}: got {values!r}; expected a non-empty list of values")
+        spec.conditions[str(key)] = values
+
+    if not isinstance(parameters, dict):
+        raise ConfigError(f"parameters: got {parameters!r}; expected a mapping of dotted trial keys")
+    for key, body in parameters.items():
+        if key in spec.conditions:
+            raise ConfigError(f"parameters.{key}: also a condition; a key is either searched or a condition")
+        if not isinstance(body, dict):
+            raise ConfigError(f"parameters.{key}: got {body!r}; expected a mapping like "
+                              "{distribution: uniform, min: 0, max: 1}, {values: [...]} or {value: x}")
+        spec.parameters[str(key)] = from_dict(Parameter, body, f"parameters.{key}")
+
+    _check_when(spec)
+    _check_keys(spec)
+    if spec.scheduler.max_t is not None and spec.scheduler.grace_period > spec.scheduler.max_t:
+        raise ConfigError(f"scheduler.grace_period: got {spec.scheduler.grace_period}; must not exceed max_t ({spec.scheduler.max_t})")
+    if spec.storage.optuna is None and "://" in spec.storage.path:
+        raise ConfigError(f"storage.optuna: required when storage.path is remote ({spec.storage.path}); "
+                          "give an RDB URL (postgresql://...) or journal:///shared/file.log")
+    return spec
+
+
+def _check_when(spec: StudySpec) -> None:
+    seen = list(spec.conditions)
+    for key, p in spec.parameters.items():
+        for wkey in (p.when or {}):
+            if wkey not in seen:
+                valid = seen or ["(no earlier parameter or condition)"]
+                raise ConfigError(f"parameters.{key}.when.{wkey}: not a condition or an earlier parameter"
+                                  f"{suggest(wkey, seen)}; allowed: {', '.join(valid)}")
+        seen.append(key)
+
+
+def _check_keys(spec: StudySpec) -> None:
+    """Each condition and parameter key must be a real trial key with valid sample values: apply the
+    values to the trial and parse it (errors are re-labelled with the YAML path)."""
+    for key, values in spec.conditions.items():
+        for i, v in enumerate(values):
+            _try(spec.trial, {key: v}, f"conditions.{key}[{i}]", key)
+    conditions = spec.condition_list()
+    for key, p in spec.parameters.items():
+        applicable = False
+        for cond in conditions:
+            fixed = _fixed_for(spec, key, cond)
+            if fixed is None:
+                continue
+            applicable = True
+            for label, v in p.labelled_samples():
+                _try(spec.trial, {**fixed, key: v}, f"parameters.{key}.{label}", key)
+        if not applicable:
+            raise ConfigError(f"parameters.{key}.when: never true for any condition")
+
+
+def _fixed_for(spec: StudySpec, key: str, cond: dict) -> dict | None:
+    """Condition values plus earlier parameter values that make ``key``'s ``when`` true (None if
+    impossible): a representative trial in which ``key`` is sampled."""
+    known = dict(cond)
+    for other, p in spec.parameters.items():
+        if other == key:
+            break
+        if p.when and not when_matches(p.when, known):
+            continue
+        known[other] = p.samples()[0]
+    want = spec.parameters[key].when or {}
+    for wkey, wval in want.items():
+        allowed = wval if isinstance(wval, list) else [wval]
+        if wkey in cond:
+            if cond[wkey] not in allowed:
+                return None
+        else:
+            src = spec.parameters[wkey]
+            choices = [v for v in src.samples() if v in allowed] if src.value is not None or src.values is not None else allowed
+            if not choices:
+                return None
+            known[wkey] = choices[0]
+    return known
+
+
+def _try(trial: dict, values: dict, where: str, key: str) -> None:
+    try:
+        parse_trial(set_keys(trial, values), "trial")
+    except ConfigError as exc:
+        msg = str(exc)
+        for prefix in (f"trial.{key}: ", "--set "):
+            if msg.startswith(prefix):  # the error is about this very key: name it once
+                msg = msg[len(prefix):].partition(": ")[2] if prefix == "--set " else msg[len(prefix):]
+        if msg.startswith("unknown key"):  # about the key, not the value: drop .min / .values[i]
+            where = where[:where.index(key) + len(key)]
+        raise ConfigError(f"{where}: {msg}") from None
+
+
+def with_condition(spec: StudySpec, condition: dict) -> dict:
+    """The base trial dict of one condition."""
+    return set_keys(copy.deepcopy(spec.trial), condition)

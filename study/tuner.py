@@ -1,0 +1,201 @@
+"""One condition of a study: the search (Ray Tune + OptunaSearch + ASHA), then the replication of
+its top configurations with several seeds at full budget. Both are Ray experiments in the study's
+folder, restored (unfinished and errored trials continue from their checkpoints) when they exist.
+
+Experiment folder::
+
+    <storage>/<name>/study.yaml          the resolved spec the study runs
+    <storage>/<name>/optuna.db           the Optuna studies, one per condition (default storage)
+    <storage>/<name>/<condition>/        Ray experiment of the search
+    <storage>/<name>/<condition>-final/  Ray experiment of the replication
+    <storage>/<name>/done/<condition>    marker: the condition is finished
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import ConcurrencyLimiter
+
+from trainables.config import parse_trial
+from trainables.tune_adapter import train
+
+from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
+from .space import Space, make_sampler
+from .spec import StudySpec, condition_slug, with_condition
+from .wandb_log import StudyWandbCallback
+
+_DATASETS: dict[str, Any] = {}  # dataset config (JSON) -> decoded SegData, shared by conditions
+
+
+def study_name(spec: StudySpec, slug: str) -> str:
+    return f"{spec.name}/{slug}"
+
+
+def load_optuna_study(spec: StudySpec, exp_dir: str | Path, slug: str) -> optuna.Study:
+    url = storage_url(spec.storage.optuna, exp_dir)
+    return optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
+
+
+def _dataset(spec: StudySpec, base: dict) -> Any:
+    """The decoded dataset of a condition, decoded once in the driver and handed to every trial
+    through Ray's object store (None when a searched parameter changes the dataset)."""
+    if any(k.startswith("dataset.") for k in spec.parameters):
+        return None
+    from trainables.data import create_dataset
+    cfg = parse_trial(base)
+    key = json.dumps(base["dataset"], sort_keys=True)
+    if key not in _DATASETS:
+        _DATASETS[key] = create_dataset(cfg.dataset)
+    return _DATASETS[key]
+
+
+def _concurrency(spec: StudySpec) -> int:
+    if spec.search.max_concurrent:
+        return spec.search.max_concurrent
+    res = ray.cluster_resources()
+    fits = [res.get("CPU", 1) / spec.resources.cpu if spec.resources.cpu else math.inf]
+    if spec.resources.gpu:
+        fits.append(res.get("GPU", 0) / spec.resources.gpu)
+    return max(1, int(min(fits)))
+
+
+def _callbacks(spec: StudySpec, exp_dir: Path, slug: str, job_type: str) -> list:
+    w = spec.logging.wandb
+    if w.mode == "disabled":
+        return []
+    return [StudyWandbCallback(project=w.project, group=f"{spec.name}/{slug}", mode=w.mode, job_type=job_type,
+                               wandb_dir=str(exp_dir / "wandb") if "://" not in str(exp_dir) else None,
+                               entity=w.entity, upload_timeout=w.upload_timeout,
+                               tags=[spec.name, slug, job_type])]
+
+
+def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: str, job_type: str,
+                verbose: int) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name, storage_path=ray_root, verbose=verbose,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+        failure_config=tune.FailureConfig(max_failures=1),
+        callbacks=_callbacks(spec, exp_dir, slug, job_type))
+
+
+def _fit(path: str, trainable, make_tuner, param_space: dict) -> tune.ResultGrid:
+    """Restore the Ray experiment at ``path`` if it exists (never restart_errored: it crashes with
+    OptunaSearch), else start it."""
+    if tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                   restart_errored=False, param_space=param_space)
+    else:
+        tuner = make_tuner()
+    return tuner.fit()
+
+
+def _records(grid: tune.ResultGrid) -> list[dict]:
+    """trial id, config, last result, errored, folder: one record per Ray trial."""
+    trials = grid._experiment_analysis.trials  # Trial objects keep the id even without a result
+    return [{"trial_id": t.trial_id, "config": t.config, "metrics": dict(t.last_result or {}),
+             "error": t.status == "ERROR", "status": t.status, "path": t.path} for t in trials]
+
+
+class Interrupted(Exception):
+    """The Ray experiment stopped before all its trials finished (Ctrl-C, driver signal)."""
+
+
+def _check_finished(records: list[dict], expected: int) -> None:
+    unfinished = [r for r in records if r["status"] not in ("TERMINATED", "ERROR")]
+    if unfinished or len(records) < expected:
+        raise Interrupted(f"{len(unfinished)} trial(s) unfinished, {len(records)} of {expected} started")
+
+
+def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *, verbose: int = 1) -> list[dict]:
+    slug = condition_slug(condition)
+    base = with_condition(spec, condition)
+    epochs = parse_trial(base).train.epochs
+    trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, base)),
+                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    param_space = {"trial": base, "images_every": spec.logging.wandb.images_every}
+    url = storage_url(spec.storage.optuna, exp_dir)
+
+    def make_tuner() -> tune.Tuner:
+        searcher = PrunedAwareOptunaSearch(Space(spec, condition), metric=spec.metric.name, mode=spec.metric.mode,
+                                           sampler=make_sampler(spec), study_name=study_name(spec, slug),
+                                           storage_url=url)
+        sched = spec.scheduler
+        scheduler = (ASHAScheduler(time_attr="epoch", max_t=sched.max_t or epochs, grace_period=sched.grace_period,
+                                   reduction_factor=sched.reduction_factor)
+                     if sched.type == "asha" else FIFOScheduler())
+        return tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, _concurrency(spec)),
+                                        scheduler=scheduler, num_samples=spec.search.num_samples,
+                                        metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True),
+            run_config=_run_config(spec, exp_dir, ray_root, slug, slug, "search", verbose))
+
+    records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
+    study = optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
+    _check_finished(records, spec.search.num_samples)
+    reconcile(study, {r["trial_id"]: (r["metrics"], r["error"]) for r in records}, spec.metric.name)
+    return records
+
+
+def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
+    """The ``final.top_k`` best full-budget trials' searched values (dotted keys)."""
+    full = [r for r in records if not r["error"] and r["metrics"].get(spec.metric.name) is not None
+            and r["metrics"].get("epoch", 0) >= r["metrics"].get("epochs_total", 0)]
+    full.sort(key=lambda r: r["metrics"][spec.metric.name], reverse=spec.metric.mode == "max")
+    return [{"trial_id": r["trial_id"], "params": {k: v for k, v in r["config"].items() if "." in k}}
+            for r in full[:spec.final.top_k]]
+
+
+def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, records: list[dict], *,
+              verbose: int = 1) -> list[dict]:
+    """Re-run the top configurations with every seed of ``final.seeds`` (seed and noise seed)."""
+    top = top_configs(spec, records)
+    if not top or not spec.final.seeds:
+        return []
+    slug = condition_slug(condition)
+    base = with_condition(spec, condition)
+    trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, base)),
+                                    {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    replicas = [{"rank": rank, "seed": seed, "source_trial": t["trial_id"],
+                 "overrides": {**t["params"], "seed": seed, "noise_seed": seed}}
+                for rank, t in enumerate(top, 1) for seed in spec.final.seeds]
+    param_space = {"trial": base, "images_every": spec.logging.wandb.images_every,
+                   "replica": tune.grid_search(replicas)}
+    name = f"{slug}-final"
+
+    def make_tuner() -> tune.Tuner:
+        return tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=_concurrency(spec),
+                                        metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True),
+            run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose))
+
+    final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner, param_space))
+    _check_finished(final, len(replicas))
+    return final
+
+
+def done_marker(exp_dir: Path, slug: str) -> Path:
+    return exp_dir / "done" / slug
+
+
+def run_condition(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *, verbose: int = 1) -> bool:
+    """Search then replicate one condition; skipped (returns False) when already finished."""
+    slug = condition_slug(condition)
+    marker = done_marker(exp_dir, slug)
+    if marker.exists():
+        return False
+    records = run_search(spec, exp_dir, ray_root, condition, verbose=verbose)
+    final = run_final(spec, exp_dir, ray_root, condition, records, verbose=verbose)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    slim = lambda rs: [{k: r[k] for k in ("trial_id", "config", "metrics", "status")} for r in rs]  # noqa: E731
+    marker.write_text(json.dumps({"condition": condition, "search": slim(records), "final": slim(final)},
+                                 default=str) + "\n")
+    return True

@@ -1,0 +1,64 @@
+"""The thin adapter Ray Tune calls: config dict -> TrialConfig -> engine.fit, epochs -> tune.report.
+
+The only module of ``trainables`` that imports Ray. The trial config arrives as
+``{"trial": <base trial dict>, "<dotted.key>": value, ..., "images_every": n}``: the dotted keys
+(sampled parameters) are applied to the base dict, then the whole is validated. A replicate of a
+finished search carries ``"replica": {"overrides": {key: value}, ...}`` instead (keys applied too).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from .config import TrialConfig, apply_overrides, parse_trial
+
+IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
+
+
+def trial_config(config: dict[str, Any]) -> TrialConfig:
+    """The TrialConfig of a Ray trial config (base trial + dotted overrides)."""
+    values = {k: v for k, v in config.items() if "." in k}
+    values.update((config.get("replica") or {}).get("overrides") or {})
+    dotted = [f"{k}={json.dumps(v)}" for k, v in values.items()]
+    return parse_trial(apply_overrides(config.get("trial") or {}, dotted))
+
+
+class TuneReporter:
+    """Engine reporter: one ``tune.report`` per epoch with the checkpoint (and image panel)."""
+
+    def __init__(self, epochs_total: int):
+        self.epochs_total = epochs_total
+
+    def report(self, metrics: dict, checkpoint_dir: str, images: dict | None = None) -> None:
+        from ray import tune
+
+        if images:
+            arrays = {k: np.asarray(v) for k, v in images.items()}
+            np.savez(os.path.join(checkpoint_dir, IMAGES_FILE), epoch=np.asarray(metrics.get("epoch", 0)), **arrays)
+        tune.report({**metrics, "epochs_total": self.epochs_total},
+                    checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+
+def train(config: dict[str, Any], dataset: Any = None) -> None:
+    """Ray Tune function trainable. ``dataset``: a pre-decoded SegData from the object store (or
+    None: the trial decodes its own)."""
+    from ray import tune
+
+    from .engine import fit
+
+    cfg = trial_config(config)
+    resume_from = None
+    checkpoint = tune.get_checkpoint()
+    scratch = tempfile.mkdtemp(prefix="noisyseg-")
+    try:
+        if checkpoint is not None:
+            resume_from = checkpoint.to_directory(os.path.join(scratch, "resume"))
+        fit(cfg, TuneReporter(cfg.train.epochs), dataset=dataset, resume_from=resume_from,
+            images_every=int(config.get("images_every") or 0), scratch_dir=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
