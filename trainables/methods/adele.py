@@ -14,6 +14,13 @@ Per epoch (0-based ``e``; the paper's / code's 1-based epoch number is e + 1):
    ``correct_every`` epochs.
 4. ``loss``: CE at each scale (averaged) + lambda (1/S) sum_k KL(p_k || q), q = mean_k p_k.
 
+Where the authors' code and the paper/sheet differ (default first): ``time_grid`` epochs | code
+(np.linspace(0, n, n)); ``correct_schedule`` from_trigger | code; ``correct_classes`` triggered | due;
+``code_ce_scaling`` off | on (CE on logits / S); ``iou_reference`` current (SegTHOR) | original (VOC).
+Not reproduced: the SegTHOR code re-tests a triggered class at each correction period (here a trigger
+is permanent, as in the VOC code), its ``logic_255`` option (off there), the VOC code's learnable scale
+weights, and its CE mean over all pixels including void (here: over non-void pixels).
+
 Every cell of the paper's ablation table (Table 2) is one config: ``correction`` on/off x {``scales:
 [1.0]``, multiscale input (``consistency: false``), multiscale consistency (defaults)}; Table 1's
 ablation is ``class_adaptive: false``.
@@ -130,8 +137,8 @@ class Adele(Method):
         tau_fg: float = 0.7  # SegTHOR code 0.7, VOC code 0.8
         tau_bg: float = 0.7
         correct_every: int = 10  # then every n epochs (VOC code: 1); 0 = only at the trigger epoch
-        correct_schedule: Literal["from_trigger", "code"] = "from_trigger"
-        correct_classes: Literal["triggered", "due"] = "triggered"
+        correct_schedule: Literal["from_trigger", "code"] = "from_trigger"  # T + k n / (e + 1) % n == 0
+        correct_classes: Literal["triggered", "due"] = "triggered"  # sheet / SegTHOR code, see _classes_to_correct
         class_constraint: bool = True
         reset_before_correct: bool = False  # VOC code's Reinit_dict
         # -- multiscale consistency: step 6 --
@@ -317,8 +324,7 @@ class Adele(Method):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything but the per-epoch prediction buffer (rebuilt by the next epoch's pass)."""
-        k = self.ctx.num_classes
-        hist = torch.tensor(self.history, dtype=torch.float64) if self.history else torch.zeros(0, k, dtype=torch.float64)
+        hist = torch.tensor(self.history, dtype=torch.float64).reshape(-1, self.ctx.num_classes)
         return {"history": hist, "trigger": list(self.trigger),
                 "curves": {key: dict(cur) for key, cur in self.curves.items()},
                 "corrected_to": list(self.corrected_to), "corrected_from": list(self.corrected_from),

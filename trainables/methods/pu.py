@@ -19,7 +19,9 @@ factor only.
   l = min(1, epoch / fade_in_epochs). 1 - p_0 = 1 - exp(-CE) is the draft's "exponential loss" (the
   authors' code: ``labels * (labels - probs)`` on U); its gradient vanishes on pixels predicted
   confidently foreground, i.e. on likely unannotated objects. It is faded in from CE, so that the
-  model first learns background with CE's full gradient instead of starting all-foreground.
+  model first learns background with CE's full gradient instead of starting all-foreground (the
+  sheet's "fade-in of that term" read this way: fading the U term in from 0 would start the model
+  all-foreground, the opposite of its stated purpose).
 - ``bootstrap_hard``: (1/N) [sum_P -log p_y + sum_U (b (-log p_0) + (1-b) (-log p_argmax))], b = 0.8
   (Reed et al. 2015 on U only; the K-class argmax, as in the authors' code).
 - ``upu`` (du Plessis et al., NeurIPS 2014/ICML 2015) and ``nnpu`` (Kiryo et al., NeurIPS 2017), with
@@ -35,7 +37,8 @@ factor only.
   batch. The last term keeps the foreground classes apart (CE among classes 1..K-1; 0 when K = 2).
   nnPU, Kiryo's Algorithm 1: if R_neg < -beta, the step is taken on -gamma * R_neg instead of
   R_pos + R_neg (gradient ascent that pushes the negative risk back up; beta = 0, gamma = 1), and
-  the reported risk is R_pos - beta: the estimate never goes below -beta.
+  the reported risk is R_pos - beta: the estimate never goes below -beta. The class term, no part
+  of the PU risk, is kept in that step.
 
 The prior is ``prior`` when given, else pi = a / (1 - drop_rate) with a the labelled-foreground
 fraction of all valid training pixels seen so far (the drop noise leaves a fraction drop_rate of the

@@ -60,12 +60,15 @@ def one_hot_probs(pred: list[list[list[int]]], conf: list[list[list[float]]], k:
 
 
 def drive(m: Adele, hist: np.ndarray, labels: torch.Tensor, probs_at=None, epochs=None, noisy=None):
-    """Feed epochs of the history (and the training-set pass) to the method; returns the triggers
-    seen after each epoch."""
+    """Feed epochs of the history and the training-set pass (default: uniform probabilities, nothing
+    confident) to the method; returns the triggers seen after each epoch."""
+    if probs_at is None:
+        k = m.ctx.num_classes
+        uniform = torch.full((labels.shape[0], k, *labels.shape[1:]), 1.0 / k)
+        probs_at = lambda e: uniform  # noqa: E731
     seen = []
     for e in epochs if epochs is not None else range(len(hist)):
-        if probs_at is not None:
-            m.observe_train_batch(e, torch.arange(labels.shape[0]), probs_at(e))
+        m.observe_train_batch(e, torch.arange(labels.shape[0]), probs_at(e))
         m.on_epoch_end(e, labels, iou(hist[e], None if noisy is None else noisy[e]))
         seen.append(list(m.trigger))
     return seen
@@ -294,6 +297,16 @@ def test_reset_before_correct_starts_from_the_original_labels():
         lab = labels.clone()
         drive(m, hist, lab, probs_at)
         assert lab[0, 0].tolist() == expected
+
+
+def test_missing_training_pass_or_history_is_an_error():
+    m = make(num_classes=2)
+    with pytest.raises(RuntimeError, match="epoch=3"):
+        m.on_epoch_end(3, torch.zeros(3, 2, 4, dtype=torch.uint8), iou([0.9, 0.0]))
+    hist = curves(f_values(*FAST, 5))
+    drive(m, hist, torch.zeros(3, 2, 4, dtype=torch.uint8), epochs=range(4))
+    with pytest.raises(RuntimeError, match="no predictions"):  # a correction is due at epoch 4
+        m.on_epoch_end(4, torch.zeros(3, 2, 4, dtype=torch.uint8), iou(hist[4]))
 
 
 def test_correct_labels_leaves_input_unchanged():
