@@ -43,6 +43,24 @@ def _check_encoder(name: str) -> None:
                           f"{', '.join(valid)}, or any timm model as 'tu-<name>'")
 
 
+def _check_kwargs(cls: type, cfg) -> None:
+    """smp forwards unknown keywords to the encoder, where non-timm encoders drop them silently:
+    reject them here instead, so a typo in model.kwargs is not ignored."""
+    import inspect
+
+    own = [n for n, p in inspect.signature(cls.__init__).parameters.items()
+           if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+           and n not in ("self", "encoder_name", "encoder_weights", "in_channels", "classes")]
+    if cfg.encoder.startswith("tu-"):
+        return  # timm encoders accept their own keywords (drop_path_rate, ...): timm checks them
+    from ._typed import suggest
+
+    for key in cfg.kwargs:
+        if key not in own:
+            raise ConfigError(f"model.kwargs.{key}: not an option of {cls.__name__}{suggest(key, own)}; "
+                              f"allowed: {', '.join(own)}")
+
+
 @contextmanager
 def _offline(enabled: bool):
     """Make huggingface_hub / timm read only the local cache while building the model."""
@@ -75,6 +93,7 @@ def create_model(cfg, num_classes: int, in_channels: int = 3) -> torch.nn.Module
 
         raise ConfigError(f"model.arch: unknown architecture {cfg.arch!r}{suggest(arch, archs)}; allowed: {', '.join(archs)}")
     _check_encoder(cfg.encoder)
+    _check_kwargs(archs[arch], cfg)
     try:
         with _offline(cfg.encoder_weights is not None and not cfg.allow_download):
             return archs[arch](encoder_name=cfg.encoder, encoder_weights=cfg.encoder_weights,

@@ -7,7 +7,7 @@ finished search carries ``"replica": {"overrides": {key: value}, ...}`` instead 
 """
 from __future__ import annotations
 
-import json
+import copy
 import os
 import shutil
 import tempfile
@@ -20,12 +20,26 @@ from .config import TrialConfig, apply_overrides, parse_trial
 IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
 
 
+def with_values(trial: dict, values: dict[str, Any]) -> dict:
+    """A copy of ``trial`` with dotted keys set to values (numeric parts index lists: noise.0.rate).
+    Values are set as they are (no YAML round trip, which would read 1e-05 as a string)."""
+    out = apply_overrides(trial, [])  # deep copy
+    for key, value in values.items():
+        parts = key.split(".")
+        out = apply_overrides(out, [f"{key}=null"])  # creates missing mappings; checks list indices
+        node: Any = out
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        last = parts[-1]
+        node[int(last) if isinstance(node, list) else last] = copy.deepcopy(value)
+    return out
+
+
 def trial_config(config: dict[str, Any]) -> TrialConfig:
     """The TrialConfig of a Ray trial config (base trial + dotted overrides)."""
     values = {k: v for k, v in config.items() if "." in k}
     values.update((config.get("replica") or {}).get("overrides") or {})
-    dotted = [f"{k}={json.dumps(v)}" for k, v in values.items()]
-    return parse_trial(apply_overrides(config.get("trial") or {}, dotted))
+    return parse_trial(with_values(config.get("trial") or {}, values))
 
 
 class TuneReporter:

@@ -1,0 +1,188 @@
+"""End-to-end studies on real Ray (2 CPUs), real Optuna (SQLite) and W&B offline: a smoke study
+with conditional parameters and ASHA, the report, and a driver SIGKILLed mid-study then resumed."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from trainables.config import load_trial_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+SPEC = """
+name: e2e
+metric: {name: best_val_miou, goal: maximize}
+search: {algorithm: random, seed: 1, num_samples: 4, max_concurrent: 1}
+scheduler: {type: asha, grace_period: 1, reduction_factor: 2}
+conditions:
+  noise.0.rate: [1.0]
+parameters:
+  train.lr: {values: [0.05, 0.00001]}
+  method.name: {values: [ce, gce]}
+  method.q: {distribution: uniform, min: 0.3, max: 0.9, when: {method.name: gce}}
+trial:
+  noise: [{kind: morph, rate: 1.0}]
+final: {seeds: [0, 1], top_k: 1}
+logging: {wandb: {mode: offline, images_every: 2}}
+"""
+
+
+def env(tmp_path: Path) -> dict:
+    e = dict(os.environ)
+    e.update(PYTHONPATH=str(REPO), WANDB_MODE="offline", WANDB_DIR=str(tmp_path / "wandb"),
+             WANDB_SILENT="true", RAY_DEDUP_LOGS="0")
+    e.pop("WANDB_API_KEY", None)
+    e.pop("RAY_ADDRESS", None)
+    return e
+
+
+def cli(tmp_path: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "study.run", *args], cwd=REPO, env=env(tmp_path),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def optuna_trials(exp: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{exp / 'optuna.db'}").trials
+
+
+def last_results(ray_dir: Path) -> dict[str, dict]:
+    out = {}
+    for f in ray_dir.glob("*/result.json"):
+        rows = []
+        for line in f.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # being written
+                pass
+        if not rows:
+            continue
+        out[rows[-1]["trial_id"]] = {"config": json.loads((f.parent / "params.json").read_text()), **rows[-1]}
+    return out
+
+
+def check_states(trials_rows: list[dict], ot: list[optuna.trial.FrozenTrial]) -> None:
+    """Every Ray trial once; its Optuna trial PRUNED iff it stopped before its last epoch."""
+    ids = [r["trial_id"] for r in trials_rows]
+    assert len(ids) == len(set(ids))
+    by_ray = {t.user_attrs.get("ray_trial_id"): t for t in ot}
+    assert not [t for t in ot if t.state == optuna.trial.TrialState.RUNNING]
+    for r in trials_rows:
+        t = by_ray[r["trial_id"]]
+        stopped_early = int(r["epochs"]) < int(r["epochs_total"])
+        assert t.state.name == ("PRUNED" if stopped_early else "COMPLETE"), (r, t.state)
+        assert r["optuna_state"] == t.state.name
+
+
+def test_smoke_study_end_to_end(tmp_path):
+    space = tmp_path / "e2e.yaml"
+    space.write_text(textwrap.dedent(SPEC))
+    storage = tmp_path / "runs"
+    t0 = time.time()
+    res = cli(tmp_path, str(space), "--smoke", "--storage", str(storage), "--num-samples", "4",
+              "--set", "search.max_concurrent=1", "--quiet")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    print(f"smoke study: {time.time() - t0:.0f} s")
+    exp = storage / "e2e-smoke"
+    report = exp / "report"
+    for name in ("report.md", "trials.csv", "final.csv", "table.csv", "importances.csv", "best_rate-1.0.yaml"):
+        assert (report / name).is_file(), name
+    assert list((report / "figures").glob("train_iou_*.png")) and list((report / "figures").glob("metric_per_trial_*.png"))
+    load_trial_config(report / "best_rate-1.0.yaml")  # runnable by python -m trainables.run
+
+    # search: each trial once, Optuna states from the storage, ASHA stops recorded as PRUNED
+    rows = read_csv(report / "trials.csv")
+    assert len(rows) == 4
+    ot = optuna_trials(exp, "e2e-smoke/rate-1.0")
+    assert len(ot) == 4
+    check_states(rows, ot)
+    assert any(t.state.name == "PRUNED" for t in ot), [t.state for t in ot]
+    for r in rows:  # conditional parameter: sampled only for gce
+        assert (r["method.q"] != "") == (r["method.name"] == "gce"), r
+    for t in ot:
+        assert ("method.q" in t.params) == (t.params["method.name"] == "gce")
+
+    # replication table == mean ± std of the replicates' own results
+    finals = last_results(exp / "rate-1.0-final")
+    assert sorted(f["config"]["replica"]["seed"] for f in finals.values()) == [0, 1]
+    table = read_csv(report / "table.csv")[0]
+    for key in ("best_val", "max_test", "last"):
+        vals = [f[key] for f in finals.values()]
+        assert math.isclose(float(table[f"#1 {key} mean"]), statistics.fmean(vals), rel_tol=1e-9)
+        assert math.isclose(float(table[f"#1 {key} std"]), statistics.stdev(vals), rel_tol=1e-9, abs_tol=1e-12)
+    md = (report / "report.md").read_text()
+    m, s = statistics.fmean([f["best_val"] for f in finals.values()]), statistics.stdev([f["best_val"] for f in finals.values()])
+    assert f"{100 * m:.2f} ± {100 * s:.2f}" in md
+
+    # W&B offline: one run per trial (search + replicates), with image panels
+    runs = list((exp / "wandb").rglob("offline-run-*"))
+    assert len({r.name.rsplit("-", 1)[-1] for r in runs}) == 6, runs
+    assert list((exp / "wandb").rglob("*.png")) or list((exp / "wandb").rglob("media/images/*"))
+
+    # never silently overwritten; the report CLI reproduces the report
+    again = cli(tmp_path, str(space), "--smoke", "--storage", str(storage))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    rep = subprocess.run([sys.executable, "-m", "study.report", str(exp)], cwd=REPO, env=env(tmp_path),
+                         capture_output=True, text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr
+
+
+def test_driver_killed_then_resumed(tmp_path):
+    space = tmp_path / "kill.yaml"
+    space.write_text(textwrap.dedent(SPEC).replace("name: e2e", "name: kill")
+                     .replace("mode: offline, images_every: 2", "mode: disabled"))
+    storage = tmp_path / "runs"
+    args = [str(space), "--smoke", "--storage", str(storage), "--num-samples", "4",
+            "--set", "search.max_concurrent=2", "--set", "trial.train.epochs=4", "--quiet"]
+    exp = storage / "kill-smoke"
+    proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, env=env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:  # kill once a trial has finished and others are under way
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            done = [r for r in last_results(exp / "rate-1.0").values() if r.get("epoch", 0) >= 1]
+            if len(done) >= 2 and any(r["epoch"] >= 2 for r in done):
+                break
+            assert proc.poll() is None, "study ended before it could be killed"
+            time.sleep(0.5)
+        else:
+            pytest.fail("no progress to interrupt")
+        time.sleep(6)  # let Ray snapshot the experiment state with trials in flight
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert not (exp / "done" / "rate-1.0").exists()
+    time.sleep(5)  # Ray's reaper stops the killed driver's cluster
+
+    res = cli(tmp_path, *args, "--resume")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
+    rows = read_csv(exp / "report" / "trials.csv")
+    assert len(rows) == 4 and len({r["trial_id"] for r in rows}) == 4
+    ot = optuna_trials(exp, "kill-smoke/rate-1.0")
+    check_states(rows, ot)
+    ray_ids = {r["trial_id"] for r in rows}
+    extra = [t for t in ot if t.user_attrs.get("ray_trial_id") not in ray_ids]
+    assert all(t.state.name == "FAIL" for t in extra)  # asked but lost with the driver: failed
+    assert [t.number for t in ot] == list(range(len(ot)))
+    assert len(read_csv(exp / "report" / "final.csv")) == 2
+    # finished: a second resume skips the condition
+    res = cli(tmp_path, *args, "--resume")
+    assert res.returncode == 0 and "already finished, skipped" in res.stdout
