@@ -38,9 +38,9 @@ def smoke_overrides(raw: dict) -> list[str]:
         out.append("trial.dataset.max_images={train: 16, val: 8, test: 8}")
     if (trial.get("model") or {}).get("arch", "unet") == "unet":
         out.append("trial.model.kwargs={encoder_depth: 3, decoder_channels: [32, 16, 8]}")
-    for i, (key, values) in enumerate((raw.get("conditions") or {}).items()):
-        if isinstance(values, list):  # at most two combinations
-            out.append(f"conditions.{key}={yaml.safe_dump(values[:2 if i == 0 else 1], default_flow_style=True).strip()}")
+    for key, values in (raw.get("conditions") or {}).items():
+        if isinstance(values, list):  # one combination: the first value of each condition
+            out.append(f"conditions.{key}={yaml.safe_dump(values[:1], default_flow_style=True).strip()}")
     return out
 
 
@@ -54,19 +54,29 @@ def resolve_spec(path: str, *, smoke: bool, sets: list[str], storage: str | None
         extra.append(f"storage.path={storage}")
     if num_samples:
         extra.append(f"search.num_samples={num_samples}")
-    # condition keys contain dots: set them on the mapping directly, not through dotted overrides
+    return parse_study(apply_study_overrides(raw, extra), path)
+
+
+def apply_study_overrides(raw: dict, items: list[str]) -> dict:
+    """``--set`` for a study: condition and parameter keys contain dots themselves, so
+    ``conditions.noise.0.rate=[0.5]`` and ``parameters.method.r.max=0.9`` address them whole."""
     raw = dict(raw)
-    conds = {k: v for k, v in (raw.get("conditions") or {}).items()}
     plain = []
-    for item in extra:
+    for item in items:
         key, _, value = item.partition("=")
-        if key.startswith("conditions.") and key[len("conditions."):] in conds:
-            conds[key[len("conditions."):]] = yaml.safe_load(value)
-        else:
+        section, _, rest = key.partition(".")
+        if section not in ("conditions", "parameters") or not rest:
             plain.append(item)
-    if conds:
-        raw["conditions"] = conds
-    return parse_study(apply_overrides(raw, plain), path)
+            continue
+        table = raw[section] = dict(raw.get(section) or {})
+        name = next((k for k in sorted(table, key=len, reverse=True)
+                     if rest == k or rest.startswith(k + ".")), rest)
+        if rest == name:
+            table[name] = yaml.safe_load(value)
+        else:
+            table[name] = apply_overrides(table[name] if isinstance(table[name], dict) else {},
+                                          [f"{rest[len(name) + 1:]}={value}"])
+    return apply_overrides(raw, plain)
 
 
 def experiment_dirs(spec: StudySpec) -> tuple[Path, str]:
@@ -76,6 +86,18 @@ def experiment_dirs(spec: StudySpec) -> tuple[Path, str]:
         return (Path("runs") / spec.name).resolve(), f"{root.rstrip('/')}/{spec.name}"
     exp = (Path(root).expanduser() / spec.name).resolve()
     return exp, str(exp)
+
+
+def check_data(spec: StudySpec) -> None:
+    """Datasets with files need ``dataset.root``: fail before anything is written."""
+    ds = spec.trial.get("dataset") or {}
+    if ds.get("name", "synthetic") != "synthetic":
+        root = ds.get("root")
+        if not root:
+            raise ConfigError(f"trial.dataset.root: required for dataset {ds.get('name')!r}; "
+                              "pass --set trial.dataset.root=DIR (e.g. ../shared/data/camvid)")
+        if "://" not in str(root) and not Path(root).expanduser().exists():
+            raise ConfigError(f"trial.dataset.root: {root}: no such folder")
 
 
 def prepare_experiment(spec: StudySpec, resume: bool) -> StudySpec:
@@ -132,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("space", help="study YAML (search_spaces/*.yaml)")
     ap.add_argument("--smoke", action="store_true",
-                    help="tiny data, 3 epochs, 3 trials, 2 seeds, at most 2 conditions: a check in under 2 minutes")
+                    help="tiny data, 3 epochs, 3 trials, 2 seeds, the first condition only: a check in under 2 "
+                         "minutes (experiment name gets '-smoke')")
     ap.add_argument("--resume", action="store_true",
                     help="continue the interrupted experiment of the same name (finished conditions are skipped)")
     ap.add_argument("--address", default=None,
@@ -147,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = resolve_spec(args.space, smoke=args.smoke, sets=args.sets, storage=args.storage,
                             num_samples=args.num_samples)
+        try:
+            check_data(spec)
+        except ConfigError as exc:
+            raise ConfigError(f"{args.space}: {exc}") from None
         spec = prepare_experiment(spec, args.resume)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

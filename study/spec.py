@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from trainables._typed import check_range, from_dict, join, suggest, to_dict
 from trainables.config import apply_overrides, parse_trial, read_yaml
 from trainables.errors import ConfigError
+from trainables.tune_adapter import with_values
 
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "q_uniform")
 Scalar = (bool, int, float, str, type(None))
@@ -206,7 +206,7 @@ class StudySpec:
 
 def set_keys(trial: dict, values: dict[str, Any]) -> dict:
     """A copy of ``trial`` with dotted keys set (numeric parts index lists: noise.0.rate)."""
-    return apply_overrides(trial, [f"{k}={json.dumps(v)}" for k, v in values.items()])
+    return with_values(trial, values)
 
 
 def get_key(trial: dict, key: str, default: Any = None) -> Any:
@@ -332,8 +332,14 @@ def _check_keys(spec: StudySpec) -> None:
             if fixed is None:
                 continue
             applicable = True
+            later = list(spec.parameters)[list(spec.parameters).index(key) + 1:]
             for label, v in p.labelled_samples():
-                _try(spec.trial, {**fixed, key: v}, f"parameters.{key}.{label}", key)
+                known = {**fixed, key: v}
+                for other in later:  # parameters that this value switches on (e.g. nnpu's drop_rate)
+                    q = spec.parameters[other]
+                    if q.when and when_matches(q.when, known):
+                        known[other] = q.samples()[0]
+                _try(spec.trial, known, f"parameters.{key}.{label}", key)
         if not applicable:
             raise ConfigError(f"parameters.{key}.when: never true for any condition")
 
@@ -341,25 +347,25 @@ def _check_keys(spec: StudySpec) -> None:
 def _fixed_for(spec: StudySpec, key: str, cond: dict) -> dict | None:
     """Condition values plus earlier parameter values that make ``key``'s ``when`` true (None if
     impossible): a representative trial in which ``key`` is sampled."""
-    known = dict(cond)
-    for other, p in spec.parameters.items():
-        if other == key:
-            break
-        if p.when and not when_matches(p.when, known):
-            continue
-        known[other] = p.samples()[0]
-    want = spec.parameters[key].when or {}
-    for wkey, wval in want.items():
+    forced: dict[str, Any] = {}
+    for wkey, wval in (spec.parameters[key].when or {}).items():
         allowed = wval if isinstance(wval, list) else [wval]
         if wkey in cond:
             if cond[wkey] not in allowed:
                 return None
-        else:
-            src = spec.parameters[wkey]
-            choices = [v for v in src.samples() if v in allowed] if src.value is not None or src.values is not None else allowed
-            if not choices:
-                return None
-            known[wkey] = choices[0]
+            continue
+        src = spec.parameters[wkey]
+        choices = [v for v in src.samples() if v in allowed] if src.distribution is None else allowed
+        if not choices:
+            return None
+        forced[wkey] = choices[0]
+    known = {**cond, **forced}
+    for other, p in spec.parameters.items():
+        if other == key:
+            break
+        if other in forced or (p.when and not when_matches(p.when, known)):
+            continue
+        known[other] = p.samples()[0]
     return known
 
 

@@ -76,10 +76,19 @@ def _callbacks(spec: StudySpec, exp_dir: Path, slug: str, job_type: str) -> list
                                tags=[spec.name, slug, job_type])]
 
 
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
 def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: str, job_type: str,
                 verbose: int) -> tune.RunConfig:
+    columns = {k: k.split(".")[-1] for k in spec.parameters if spec.parameters[k].value is None}
+    if job_type == "final":
+        columns = {"replica/rank": "rank", "replica/seed": "seed"}
+    reporter = tune.CLIReporter(parameter_columns=columns, max_report_frequency=30,
+                                metric_columns={"epoch": "epoch", spec.metric.name: spec.metric.name})
     return tune.RunConfig(
-        name=name, storage_path=ray_root, verbose=verbose,
+        name=name, storage_path=ray_root, verbose=verbose, progress_reporter=reporter,
         checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
         failure_config=tune.FailureConfig(max_failures=1),
         callbacks=_callbacks(spec, exp_dir, slug, job_type))
@@ -134,7 +143,8 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, _concurrency(spec)),
                                         scheduler=scheduler, num_samples=spec.search.num_samples,
-                                        metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True),
+                                        metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True,
+                                        trial_dirname_creator=trial_dirname),
             run_config=_run_config(spec, exp_dir, ray_root, slug, slug, "search", verbose))
 
     records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
@@ -174,7 +184,8 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
         return tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=_concurrency(spec),
-                                        metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True),
+                                        metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True,
+                                        trial_dirname_creator=trial_dirname),
             run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose))
 
     final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner, param_space))

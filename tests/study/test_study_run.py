@@ -148,22 +148,24 @@ def test_driver_killed_then_resumed(tmp_path):
     space.write_text(textwrap.dedent(SPEC).replace("name: e2e", "name: kill")
                      .replace("mode: offline, images_every: 2", "mode: disabled"))
     storage = tmp_path / "runs"
+    epochs = 10
     args = [str(space), "--smoke", "--storage", str(storage), "--num-samples", "4",
-            "--set", "search.max_concurrent=2", "--set", "trial.train.epochs=4", "--quiet"]
+            "--set", "search.max_concurrent=2", "--set", f"trial.train.epochs={epochs}",
+            "--set", "scheduler.type=none", "--quiet"]
     exp = storage / "kill-smoke"
-    proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO, env=env(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "study.run", *args], cwd=REPO,
+                            env={**env(tmp_path), "TUNE_GLOBAL_CHECKPOINT_S": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:  # kill once a trial has finished and others are under way
-        deadline = time.time() + 240
+    try:  # kill the driver once a trial has finished and another is half-way
+        deadline = time.time() + 300
         while time.time() < deadline:
-            done = [r for r in last_results(exp / "rate-1.0").values() if r.get("epoch", 0) >= 1]
-            if len(done) >= 2 and any(r["epoch"] >= 2 for r in done):
+            epochs_now = [r.get("epoch", 0) for r in last_results(exp / "rate-1.0").values()]
+            if epochs_now.count(epochs) >= 1 and any(4 <= e <= epochs - 3 for e in epochs_now):
                 break
             assert proc.poll() is None, "study ended before it could be killed"
-            time.sleep(0.5)
+            time.sleep(0.2)
         else:
             pytest.fail("no progress to interrupt")
-        time.sleep(6)  # let Ray snapshot the experiment state with trials in flight
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
@@ -183,6 +185,15 @@ def test_driver_killed_then_resumed(tmp_path):
     assert all(t.state.name == "FAIL" for t in extra)  # asked but lost with the driver: failed
     assert [t.number for t in ot] == list(range(len(ot)))
     assert len(read_csv(exp / "report" / "final.csv")) == 2
+    # the half-way trial continued from its checkpoint instead of starting over
+    restored = []
+    for f in (exp / "rate-1.0").glob("*/result.json"):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if any(r["iterations_since_restore"] < r["training_iteration"] for r in rows):
+            restored.append(rows)
+    assert restored, "no trial was resumed from a checkpoint"
+    for rows in restored:
+        assert {r["epoch"] for r in rows} == set(range(1, epochs + 1))
     # finished: a second resume skips the condition
     res = cli(tmp_path, *args, "--resume")
     assert res.returncode == 0 and "already finished, skipped" in res.stdout
