@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,6 +57,17 @@ class TrialData:
     noise_miou: float  # corruption level: mIoU of the noisy training labels vs the clean ones
 
 
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``array``'s memory. Arrays from Ray's object store are read-only; the
+    engine never writes into these tensors (labels it may change are cloned first), so sharing is
+    safe and spares a copy of the dataset per trial."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
 def prepare_data(cfg: TrialConfig, dataset: SegData | None = None) -> TrialData:
     """Decode (unless given) and corrupt the training labels once, deterministically in the seed."""
     data = dataset if dataset is not None else create_dataset(cfg.dataset)
@@ -63,10 +75,10 @@ def prepare_data(cfg: TrialConfig, dataset: SegData | None = None) -> TrialData:
         empty = [s for s, sp in data.splits().items() if len(sp) == 0]
         raise UserError(f"dataset: split(s) {', '.join(empty)} are empty; check dataset.root and max_images")
     k = data.num_classes
-    clean = {s: torch.from_numpy(transform_clean(sp.masks, cfg.noise)) for s, sp in data.splits().items()}
+    clean = {s: _tensor(transform_clean(sp.masks, cfg.noise)) for s, sp in data.splits().items()}
     ctx = NoiseContext(k, data.ignore_index, data.train.instances)
-    noisy = torch.from_numpy(apply_noise(data.train.masks, cfg.noise, cfg.effective_noise_seed, ctx))
-    images = {s: torch.from_numpy(sp.images) for s, sp in data.splits().items()}
+    noisy = _tensor(apply_noise(data.train.masks, cfg.noise, cfg.effective_noise_seed, ctx))
+    images = {s: _tensor(sp.images) for s, sp in data.splits().items()}
     return TrialData(images, clean, noisy, list(data.class_names), data.ignore_index,
                      label_miou(noisy, clean["train"], k, data.ignore_index))
 
@@ -242,6 +254,16 @@ class Trainer:
                 panel.append(pred[: PANEL_IMAGES - int(idx[0])])
         return meters, torch.cat(panel)[:PANEL_IMAGES].to(torch.uint8)
 
+    def _label_changes(self, before: torch.Tensor) -> dict[str, float | None]:
+        """How many training labels the method rewrote this epoch, and which share of them now
+        agrees with the clean label (the precision of a label correction; None when none changed)."""
+        changed = before != self.labels
+        n = int(changed.sum())
+        right = int((self.labels[changed] == self.data.clean["train"][changed]).sum()) if n else 0
+        was_right = int((before[changed] == self.data.clean["train"][changed]).sum()) if n else 0
+        return {"relabel/pixels": n, "relabel/precision": right / n if n else None,
+                "relabel/net_fixed": right - was_right}
+
     # -- one epoch --------------------------------------------------------------------------
     def run_epoch(self, progress: bool = False, want_images: bool = False) -> tuple[dict, dict | None]:
         epoch = self.epoch
@@ -250,7 +272,9 @@ class Trainer:
         logs = self.train_epoch(epoch, progress)
         train_time = time.perf_counter() - t0
         meters, panel_pred = self.train_diagnostics(epoch)
+        before = self.labels.clone()
         self.method.on_epoch_end(epoch, self.labels, TrainIoU(meters["current"].iou, meters["noisy"].iou))
+        changes = self._label_changes(before)
         self.epoch = epoch + 1
         names = [metric_key(n) for n in self.data.class_names]
         metrics: dict[str, Any] = {"epoch": self.epoch, "lr": lr,
@@ -261,7 +285,11 @@ class Trainer:
         metrics.update({f"train_iou/{n}": float(v) for n, v in zip(names, meters["current"].iou)})
         metrics["iou_el"] = meters["el"].miou
         metrics["iou_m"] = meters["m"].miou
-        metrics["label_miou"] = label_miou(self.labels, self.data.clean["train"], self.k, self.ignore)
+        label_meter = SplitMeter(self.k, self.ignore)
+        label_meter.update(self.labels, self.data.clean["train"])
+        metrics["label_miou"] = label_meter.miou
+        metrics.update({f"label_iou/{n}": float(v) for n, v in zip(names, label_meter.iou)})
+        metrics.update(changes)
         metrics["noise_miou"] = self.data.noise_miou
         if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.train.epochs:
             split_miou = {}

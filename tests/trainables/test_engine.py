@@ -68,6 +68,8 @@ def test_run_directory_contents(uninterrupted: Path) -> None:
     # morph noise really corrupted the labels, and plain CE never changes them
     assert 0 < rows[0]["noise_miou"] < 1
     assert rows[-1]["label_miou"] == rows[0]["noise_miou"]
+    assert all(r["relabel/pixels"] == 0 and r["relabel/precision"] is None for r in rows)
+    assert 0 < rows[-1]["label_iou/disc"] < 1
     # the poly schedule decays the learning rate every step
     assert rows[0]["lr"] > rows[-1]["lr"] > 0
     # the summary's three test numbers follow from the per-epoch history
