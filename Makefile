@@ -1,12 +1,13 @@
 # One command to set up and run the main job, one to set up and run the tests.
-#   make run    -> creates .venv, installs noisyseg, trains the synthetic default trial
+#   make run    -> creates .venv, installs noisyseg, runs the ADELE study on the built-in synthetic data
 #   make test   -> creates .venv, installs noisyseg[test], runs the whole test suite
+#   make trial  -> one training run (CE, synthetic data, morph noise) without Ray
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-noisyseg
 
-.PHONY: setup run test smoke clean
+.PHONY: setup run trial test smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m trainables.run examples/synthetic.yaml --out runs/quickstart-$$(date +%Y%m%d-%H%M%S)
+	$(PY) -m study.run search_spaces/adele.yaml --storage runs/quickstart-$$(date +%Y%m%d-%H%M%S)
+
+trial: $(STAMP)
+	$(PY) -m trainables.run examples/synthetic.yaml --out runs/trial-$$(date +%Y%m%d-%H%M%S)
 
 smoke: $(STAMP)
 	$(PY) -m trainables.run examples/tiny.yaml --out runs/smoke-$$(date +%Y%m%d-%H%M%S)
