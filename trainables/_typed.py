@@ -17,7 +17,11 @@ from .errors import ConfigError
 
 def suggest(key: str, valid: typing.Iterable[str]) -> str:
     """A ' (did you mean X?)' hint, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    key, valid = str(key), [str(v) for v in valid]
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if not close:  # a valid key the typo starts with, or that starts with the typo (lr_rate -> lr)
+        close = sorted((v for v in valid if min(len(v), len(key)) >= 2 and (key.startswith(v) or v.startswith(key))),
+                       key=lambda v: -len(v))[:1]
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

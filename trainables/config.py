@@ -208,9 +208,62 @@ def parse_trial(data: Any, path: str = "") -> TrialConfig:
     return TrialConfig(dataset, noise, model, method, train, seed, noise_seed, eval_every)
 
 
+# The key that names a component, by section; its siblings are that component's parameters.
+_NAME_KEYS = {"method": "name", "dataset": "name", "noise": "kind"}
+
+
+def _accepted_keys(section: str, name: Any) -> set[str] | None:
+    """Keys a component of ``section`` named ``name`` accepts (None: unknown name, keep all and let
+    validation report it)."""
+    from .data import DATASETS
+    from .methods import METHODS
+    from .noise import NOISE_KINDS
+
+    try:
+        if section == "method":
+            params = METHODS[name].Params
+            common: tuple[str, ...] = ("name",)
+        elif section == "dataset":
+            params, common = DATASETS[name].options, DatasetConfig.COMMON
+        else:
+            params, common = NOISE_KINDS[name].params, ("kind",)
+    except (KeyError, TypeError):
+        return None
+    return {f.name for f in dataclasses.fields(params)} | set(common)
+
+
+def set_value(data: dict, key: str, value: Any) -> None:
+    """Set the dotted ``key`` in ``data`` in place, creating mappings on the way; a numeric part
+    indexes a list (``noise.0.rate``). Renaming a component (``method.name``, ``dataset.name``,
+    ``noise.N.kind``) drops the parameters the new one does not accept, so ``--set method.name=lncis``
+    switches methods even when the config holds ADELE's parameters."""
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i]) or "config"
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{key}: {where} is a list of {len(node)}; use an index below {len(node)}")
+            part = int(part)
+        elif not isinstance(node, dict):
+            raise ConfigError(f"{key}: {where} is not a mapping")
+        if i == len(parts) - 1:
+            section = parts[0] if (len(parts) == 2 or (len(parts) == 3 and parts[0] == "noise")) else None
+            if section in _NAME_KEYS and part == _NAME_KEYS[section] and node.get(part) != value:
+                accepted = _accepted_keys(section, value)
+                if accepted is not None:
+                    for stale in [k for k in node if k not in accepted]:
+                        del node[stale]
+            node[part] = value
+        else:
+            if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
+                node[part] = {}
+            node = node[part]
+
+
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.sub=value`` strings (value parsed as YAML) to a copy of ``data``. A numeric
-    part indexes a list (``noise.0.rate=0.3``)."""
+    """A copy of ``data`` with ``key.sub=value`` strings applied (values parsed as YAML), see
+    :func:`set_value`."""
     data = copy.deepcopy(data) if data else {}
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -220,22 +273,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        parts = key.split(".")
-        node: Any = data
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if isinstance(node, list):
-                if not part.isdigit() or int(part) >= len(node):
-                    raise ConfigError(f"--set {key}: {'.'.join(parts[:i]) or 'config'} is a list of {len(node)}; use an index below {len(node)}")
-                part = int(part)
-            elif not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:i])} is not a mapping")
-            if last:
-                node[part] = value
-            else:
-                if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
-                    node[part] = {}
-                node = node[part]
+        try:
+            set_value(data, key, value)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {exc}") from None
     return data
 
 

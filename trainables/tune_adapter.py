@@ -15,23 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrialConfig, apply_overrides, parse_trial
+from .config import TrialConfig, parse_trial, set_value
 
 IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
 
 
 def with_values(trial: dict, values: dict[str, Any]) -> dict:
-    """A copy of ``trial`` with dotted keys set to values (numeric parts index lists: noise.0.rate).
-    Values are set as they are (no YAML round trip, which would read 1e-05 as a string)."""
-    out = apply_overrides(trial, [])  # deep copy
+    """A copy of ``trial`` with dotted keys set to values as they are (no YAML round trip, which
+    would read 1e-05 as a string); see :func:`trainables.config.set_value`."""
+    out = copy.deepcopy(trial)
     for key, value in values.items():
-        parts = key.split(".")
-        out = apply_overrides(out, [f"{key}=null"])  # creates missing mappings; checks list indices
-        node: Any = out
-        for part in parts[:-1]:
-            node = node[int(part)] if isinstance(node, list) else node[part]
-        last = parts[-1]
-        node[int(last) if isinstance(node, list) else last] = copy.deepcopy(value)
+        set_value(out, key, copy.deepcopy(value))
     return out
 
 
