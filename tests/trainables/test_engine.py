@@ -147,3 +147,36 @@ def test_missing_dataset_root_says_where_to_get_data(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nowhere" in err and "CamVid" in err
     assert not out.exists()
+
+
+ADELE_CORRECTING = ["--set", "method.name=adele", "--set", "method.start_rule=floor", "--set", "method.r=0.2",
+                    "--set", "method.min_points=1", "--set", "method.correct_every=1", "--set", "method.scales=[0.75, 1.0]",
+                    "--set", "method.size_multiple=8", "--set", "method.tau_fg=0.5", "--set", "method.tau_bg=0.5",
+                    "--set", "train.epochs=5"]
+
+
+def test_resume_is_exact_for_adele_between_corrections(tmp_path: Path, monkeypatch) -> None:
+    """ADELE's state (IoU histories, trigger, corrected labels) survives a crash right after its
+    trigger: the resumed run makes the same corrections as the uninterrupted one."""
+    full = tmp_path / "full"
+    assert run_cli.main([TINY, "--out", str(full), "--quiet", *ADELE_CORRECTING]) == 0
+    rows = _lines(full)
+    trigger_epoch = next(r["epoch"] for r in rows if r["method/triggered"])
+    assert trigger_epoch <= 3 and all(r["relabel/pixels"] > 0 for r in rows if r["epoch"] > trigger_epoch)
+
+    out = tmp_path / "resumed"
+    real_report = run_cli.FileReporter.report
+
+    def crash_after_trigger(self, metrics, checkpoint_dir, images=None):
+        real_report(self, metrics, checkpoint_dir, images)
+        if metrics["epoch"] == trigger_epoch:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_cli.FileReporter, "report", crash_after_trigger)
+    assert run_cli.main([TINY, "--out", str(out), "--quiet", *ADELE_CORRECTING]) == 130
+    monkeypatch.undo()
+    assert run_cli.main([TINY, "--out", str(out), "--resume", "--quiet", *ADELE_CORRECTING]) == 0
+    assert _lines(out) == rows
+    a = load_checkpoint(full / "checkpoints" / "epoch_0005")
+    b = load_checkpoint(out / "checkpoints" / "epoch_0005")
+    assert torch.equal(a["labels"], b["labels"])
