@@ -240,7 +240,7 @@ def _figures(fig_dir: Path, slug: str, best: dict | None, search: list[dict], im
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for t in search:
             ys = [h.get(metric) for h in t["history"]]
-            ax.plot([h.get("epoch") for h in t["history"]], ys, alpha=0.7)
+            ax.plot([h.get("epoch") for h in t["history"]], ys, marker=".", alpha=0.7)
         ax.set(xlabel="epoch", ylabel=metric, title=f"{slug}: {metric} per trial")
         save(fig, f"metric_per_trial_{slug}.png")
     imp = [r for r in imp_rows if r["condition"] == slug]
