@@ -137,6 +137,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state: at most 5 s old
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # trials checkpoint every epoch and synthetic epochs last seconds, so Ray's "excessive experiment
+    # checkpoint sync" hint would repeat all run long; it is a tuning hint, not a fault
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     exp_dir, ray_root = experiment_dirs(spec)
     init_ray(address)
     for condition in spec.condition_list():
