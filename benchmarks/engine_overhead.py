@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from trainables.config import load_trial_config
-from trainables.engine import Trainer, prepare_data
+from trainables.engine import MEAN, STD, Trainer, prepare_data
 
 
 def raw_epoch(model, optimizer, images_u8, labels, batch_size, mean, std, gen) -> None:
@@ -45,13 +45,11 @@ def main() -> None:
     raw_model = create_model(cfg.model, trainer.k)
     raw_opt = torch.optim.AdamW(raw_model.parameters(), lr=cfg.train.lr) if cfg.train.optimizer == "adamw" \
         else torch.optim.SGD(raw_model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     gen = torch.Generator().manual_seed(0)
 
     def time_raw() -> float:
         t = time.perf_counter()
-        raw_epoch(raw_model, raw_opt, data.images["train"], data.noisy, cfg.train.batch_size, mean, std, gen)
+        raw_epoch(raw_model, raw_opt, data.images["train"], data.noisy, cfg.train.batch_size, MEAN, STD, gen)
         return time.perf_counter() - t
 
     def time_engine_train() -> float:

@@ -31,7 +31,7 @@ from .config import TrialConfig
 from .data import SegData, create_dataset
 from .errors import UserError
 from .methods import MethodContext, TrainIoU, create_method
-from .metrics import SplitMeter, label_miou
+from .metrics import SplitMeter, label_miou, label_quality
 from .models import create_model
 from .noise import NoiseContext, apply_noise, transform_clean
 
@@ -149,6 +149,7 @@ class Trainer:
         power = t.poly_power if t.schedule == "poly" else 0.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
+        self.mean, self.std = MEAN.to(self.device), STD.to(self.device)  # once, not per batch
         self.amp = t.amp
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp and self.device.type == "cuda")
@@ -182,7 +183,7 @@ class Trainer:
     # -- passes -----------------------------------------------------------------------------
     def _inputs(self, images_u8: torch.Tensor) -> torch.Tensor:
         x = images_u8.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-        return (x - MEAN.to(self.device)) / STD.to(self.device)
+        return (x - self.mean) / self.std
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
@@ -285,8 +286,7 @@ class Trainer:
         metrics.update({f"train_iou/{n}": float(v) for n, v in zip(names, meters["current"].iou)})
         metrics["iou_el"] = meters["el"].miou
         metrics["iou_m"] = meters["m"].miou
-        label_meter = SplitMeter(self.k, self.ignore)
-        label_meter.update(self.labels, self.data.clean["train"])
+        label_meter = label_quality(self.labels, self.data.clean["train"], self.k, self.ignore)
         metrics["label_miou"] = label_meter.miou
         metrics.update({f"label_iou/{n}": float(v) for n, v in zip(names, label_meter.iou)})
         metrics.update(changes)

@@ -64,8 +64,16 @@ class SplitMeter:
         return pixel_accuracy(self.cm)
 
 
+def label_quality(labels: torch.Tensor, clean: torch.Tensor, num_classes: int,
+                  ignore_index: int = 255) -> SplitMeter:
+    """Per-class IoU of a label map against the clean labels (corruption level, label quality),
+    over the pixels that are void in neither."""
+    both = (labels != ignore_index) & (clean != ignore_index)
+    meter = SplitMeter(num_classes, ignore_index)
+    meter.update(labels[both], clean[both])
+    return meter
+
+
 def label_miou(labels: torch.Tensor, clean: torch.Tensor, num_classes: int, ignore_index: int = 255) -> float:
-    """mIoU of a label map against the clean labels (corruption level / label quality)."""
-    both = labels != ignore_index
-    cm = confusion_matrix(labels[both], clean[both], num_classes, ignore_index)
-    return mean_iou(cm.T)  # rows = clean (target), columns = labels (prediction)
+    """mIoU of a label map against the clean labels."""
+    return label_quality(labels, clean, num_classes, ignore_index).miou

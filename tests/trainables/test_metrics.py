@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from trainables.metrics import SplitMeter, confusion_matrix, iou_per_class, label_miou, mean_iou, pixel_accuracy
+from trainables.metrics import (SplitMeter, confusion_matrix, iou_per_class, label_miou, label_quality, mean_iou,
+                                pixel_accuracy)
 
 
 def test_confusion_matrix_rows_are_targets_and_void_is_skipped() -> None:
@@ -43,3 +44,9 @@ def test_label_miou_is_one_for_identical_labels_and_drops_with_corruption() -> N
     noisy[0, 2] = 0  # one class-1 pixel lost to background
     # class 0: tp 3, union 4; class 1: tp 1, union 2; class 2: 1
     assert math.isclose(label_miou(noisy, clean, 3), (3 / 4 + 1 / 2 + 1) / 3)
+
+
+def test_label_quality_skips_void_on_either_side() -> None:
+    clean = torch.tensor([[0, 1, 1, 255]])
+    labels = torch.tensor([[0, 1, 255, 1]])  # the only disagreements sit on void pixels
+    assert label_quality(labels, clean, 2).iou.tolist() == [1.0, 1.0]
