@@ -205,7 +205,11 @@ def parse_trial(data: Any, path: str = "") -> TrialConfig:
     noise_seed = coerce(data.get("noise_seed"), int | None, join(path, "noise_seed"))
     eval_every = coerce(data.get("eval_every", 1), int, join(path, "eval_every"))
     check_range(join(path, "eval_every"), eval_every, 1)
-    return TrialConfig(dataset, noise, model, method, train, seed, noise_seed, eval_every)
+    cfg = TrialConfig(dataset, noise, model, method, train, seed, noise_seed, eval_every)
+    check = getattr(method.params, "check_trial", None)  # a method's checks against the whole trial
+    if check is not None:
+        check(cfg, join(path, "method"))
+    return cfg
 
 
 # The key that names a component, by section; its siblings are that component's parameters.

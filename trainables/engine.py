@@ -206,6 +206,7 @@ class Trainer:
             y = self.labels[idx].to(self.device).long()
             if t.augment:
                 x, y = augment_batch(x, y, gen, self.ignore)
+            self.method.begin_batch(epoch, idx, t.augment)
             with self._autocast():
                 loss, terms = self.method.loss(self.model, x, y, epoch)
             self.optimizer.zero_grad(set_to_none=True)

@@ -46,24 +46,42 @@ CHUNK = 32  # images per correction step (bounds the temporary int64 copies)
 
 
 # -- multiscale consistency ------------------------------------------------------------------
-def scaled_size(h: int, w: int, scale: float, multiple: int) -> tuple[int, int]:
-    """Input size at ``scale``: (h, w) * scale rounded to the nearest multiple of ``multiple`` (at least
-    one multiple), because encoder-decoder models (most smp ones) need sizes divisible by 32. The
-    authors' code uses F.interpolate(scale_factor=s), i.e. floor(h s); ``multiple: 1`` comes closest."""
-    def one(n: int) -> int:
-        return max(multiple, int(round(n * scale / multiple)) * multiple)
-    return one(h), one(w)
+def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+    """Input size at ``scale``: round(h s) x round(w s), at least 1 px (the authors'
+    F.interpolate(scale_factor=s) floors; rounding keeps every size within half a pixel of the
+    configured scale)."""
+    return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+
+
+def model_multiple(model: torch.nn.Module, default: int = 32) -> int:
+    """The multiple an encoder-decoder model needs its input sizes to be: the smp encoder's output
+    stride, else ``default``."""
+    stride = getattr(getattr(model, "encoder", None), "output_stride", None)
+    return int(stride) if isinstance(stride, int) and stride > 0 else default
+
+
+def forward_padded(model: torch.nn.Module, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``model(x)`` for any (H, W): pad bottom/right to a multiple of ``multiple`` (edge pixels
+    replicated), run, crop the logits back to (H, W). No padding when the size already fits."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not ph and not pw:
+        return model(x)
+    return model(F.pad(x, (0, pw, 0, ph), mode="replicate"))[..., :h, :w]
 
 
 def forward_at_scale(model: torch.nn.Module, images: torch.Tensor, scale: float,
-                     multiple: int = 32) -> torch.Tensor:
+                     multiple: int | None = None) -> torch.Tensor:
     """Logits of ``model`` on ``images`` resized by ``scale`` (bilinear, align_corners=True as in the
-    authors' ``eval_model_at_scale``), resized back to the input's (H, W). Scale 1.0: one plain call."""
+    authors' ``eval_model_at_scale``), resized back to the input's (H, W). The scaled input is padded
+    to the model's multiple and its logits cropped (:func:`forward_padded`), so the model sees the
+    image at the configured scale (within half a pixel) at any input size. Scale 1.0: one plain call."""
     if scale == 1.0:
         return model(images)
     h, w = images.shape[-2:]
-    x = F.interpolate(images, size=scaled_size(h, w, scale, multiple), mode="bilinear", align_corners=True)
-    return F.interpolate(model(x), size=(h, w), mode="bilinear", align_corners=True)
+    x = F.interpolate(images, size=scaled_size(h, w, scale), mode="bilinear", align_corners=True)
+    logits = forward_padded(model, x, multiple or model_multiple(model))
+    return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=True)
 
 
 def multiscale_consistency(logits: Sequence[torch.Tensor], labels: torch.Tensor, rho: float,
@@ -141,12 +159,13 @@ class Adele(Method):
         correct_classes: Literal["triggered", "due"] = "triggered"  # sheet / SegTHOR code, see _classes_to_correct
         class_constraint: bool = True
         reset_before_correct: bool = False  # VOC code's Reinit_dict
+        prediction: Literal["eval_pass", "train_epoch"] = "eval_pass"  # correction source (module doc)
         # -- multiscale consistency: step 6 --
         scales: tuple[float, ...] = (0.7, 1.0, 1.5)
         consistency: bool = True  # false with several scales = multiscale input augmentation
         lambda_: float = 1.0  # YAML key "lambda_" ("lambda" is a Python keyword)
         rho: float = 0.8
-        size_multiple: int = 32  # scaled inputs rounded to a multiple of this
+        size_multiple: int | None = None  # scaled inputs padded to this multiple; None: the encoder's stride
         code_ce_scaling: bool = False  # the code's CE on logits * softmax(w)_k = logits / S
 
         def validate(self, path: str) -> None:
@@ -162,6 +181,13 @@ class Adele(Method):
             for i, s in enumerate(self.scales):
                 check_range(join(join(path, "scales"), i), s, 0, lo_open=True)
 
+        def check_trial(self, cfg: Any, path: str) -> None:
+            """Checks against the whole trial config (called by parse_trial)."""
+            if self.prediction == "train_epoch" and self.correction and cfg.train.augment:
+                raise ConfigError(f"{join(path, 'prediction')}: train_epoch corrects from the training pass, "
+                                  "which train.augment makes misaligned with the labels; use eval_pass or "
+                                  "train.augment: false")
+
     def __init__(self, params: Params, ctx: MethodContext):
         super().__init__(params, ctx)
         k = ctx.num_classes
@@ -174,6 +200,7 @@ class Adele(Method):
         self.last_epoch = -1
         self._pred: torch.Tensor | None = None  # transient: encode_confident of this epoch's pass
         self._pred_epoch = -1
+        self._batch: torch.Tensor | None = None  # dataset indices of the running (un-augmented) batch
 
     # -- training -------------------------------------------------------------------------------
     def loss(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
@@ -184,16 +211,28 @@ class Adele(Method):
         # the code multiplies scale k's logits by softmax(w)_k = 1/S (w = ones) before its CE
         temp = 1.0 / len(logits) if p.code_ce_scaling else 1.0
         ce = sum(F.cross_entropy(z * temp, labels, ignore_index=ign) for z in logits) / len(logits)
+        if p.correction and p.prediction == "train_epoch" and self._batch is not None:
+            with torch.no_grad():  # the train-mode softmax at scale 1.0 (else the mean over scales)
+                at_one = [z for s, z in zip(p.scales, logits) if s == 1.0]
+                probs = (F.softmax(at_one[0].detach().float(), dim=1) if at_one else
+                         torch.stack([F.softmax(z.detach().float(), dim=1) for z in logits]).mean(0))
+                self._store(epoch, self._batch, probs)
         if not (p.consistency and len(logits) > 1 and p.lambda_ > 0):
             return ce, {"ce": float(ce.detach())}
         kl, mask = multiscale_consistency(logits, labels, p.rho, ign)
         return ce + p.lambda_ * kl, {"ce": float(ce.detach()), "consistency": float(kl.detach()),
                                      "consistency_images": float(mask.mean())}
 
+    def begin_batch(self, epoch: int, indices: torch.Tensor, augmented: bool) -> None:
+        self._batch = None if augmented else indices
+
     # -- once per epoch -----------------------------------------------------------------------
     def observe_train_batch(self, epoch: int, indices: torch.Tensor, probs: torch.Tensor) -> None:
-        if not self.params.correction:
-            return  # nothing will be corrected: store nothing
+        if self.params.correction and self.params.prediction == "eval_pass":
+            self._store(epoch, indices, probs)
+
+    def _store(self, epoch: int, indices: torch.Tensor, probs: torch.Tensor) -> None:
+        """Keep the confident argmax of ``probs`` for images ``indices`` (uint8, 255 = not confident)."""
         if self._pred is None:
             n, (h, w) = self.ctx.num_train, probs.shape[-2:]
             self._pred = torch.full((n, h, w), NOT_CONFIDENT, dtype=torch.uint8)

@@ -53,6 +53,10 @@ class Method:
         logits = model(images)
         return F.cross_entropy(logits, labels, ignore_index=self.ctx.ignore_index), {}
 
+    def begin_batch(self, epoch: int, indices: torch.Tensor, augmented: bool) -> None:
+        """Called before ``loss`` with the dataset indices (long, CPU) of the training batch and
+        whether the engine augmented it (then its pixels no longer align with the stored labels)."""
+
     # -- once per epoch ---------------------------------------------------------------------
     def observe_train_batch(self, epoch: int, indices: torch.Tensor, probs: torch.Tensor) -> None:
         """Called during the engine's evaluation pass over the un-augmented training images

@@ -18,8 +18,8 @@ from trainables._typed import from_dict
 from trainables.errors import ConfigError
 from trainables.methods import METHODS, MethodContext, TrainIoU
 from trainables.methods._early_learning import curve, fit_curve, learning_start, relative_change, time_grid
-from trainables.methods.adele import (Adele, correct_labels, encode_confident, multiscale_consistency,
-                                      scaled_size)
+from trainables.methods.adele import (Adele, correct_labels, encode_confident, forward_at_scale,
+                                      multiscale_consistency, scaled_size)
 
 FAST = (0.9, 1.0, 0.9)  # f(1) - f(0) = 0.57 >= 0.1; hand: rc(3) = 0.834, rc(4) = 0.927 -> u = 4 at r = 0.9
 
@@ -398,19 +398,66 @@ class TinyNet(torch.nn.Module):
         return self.conv(x)
 
 
-def test_multiscale_loss_on_a_real_model_has_gradients_and_rounded_sizes():
+def test_multiscale_loss_on_a_real_model_has_gradients_and_padded_sizes():
     torch.manual_seed(0)
     net = TinyNet()
     images, labels = torch.randn(2, 3, 40, 40), torch.randint(0, 3, (2, 40, 40))
     labels[0, :5] = 255
     m = make(num_classes=3, rho=0.0)
     loss, logs = m.loss(net, images, labels, epoch=0)
-    assert net.sizes == [(32, 32), (40, 40), (64, 64)]  # 28 -> 32, 60 -> 64: multiples of 32
+    assert net.sizes == [(32, 32), (40, 40), (64, 64)]  # 28 padded to 32, 60 padded to 64 (TinyNet: 32)
     assert set(logs) == {"ce", "consistency", "consistency_images"} and logs["consistency"] > 0
     loss.backward()
     assert net.conv.weight.grad is not None and float(net.conv.weight.grad.abs().sum()) > 0
     assert loss.item() == pytest.approx(logs["ce"] + logs["consistency"], rel=1e-5)
-    assert scaled_size(40, 40, 0.7, 1) == (28, 28)
+    assert scaled_size(40, 40, 0.7) == (28, 28)
+
+
+class PointNet(torch.nn.Module):
+    """A 1x1 conv (padding cannot leak into other pixels) that records its inputs and, like smp
+    encoders, declares the multiple it needs."""
+
+    def __init__(self, multiple: int):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+        self.encoder = type("Enc", (), {"output_stride": multiple})()
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        assert h % self.encoder.output_stride == 0 and w % self.encoder.output_stride == 0
+        self.inputs.append(x)
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("size", [32, 64, 96])
+@pytest.mark.parametrize("scale", [0.7, 0.75, 1.5])
+def test_scaled_input_is_at_the_configured_scale_at_any_size(size, scale):
+    """The model sees the image resized by the configured scale (within 2 %), padded to its
+    required multiple; the padding is cropped away, so the result equals an unpadded run."""
+    torch.manual_seed(0)
+    net = PointNet(multiple=32)
+    x = torch.randn(2, 3, size, size)
+    out = forward_at_scale(net, x, scale)
+    assert out.shape == (2, 3, size, size)
+    seen = net.inputs[-1]
+    sh, sw = scaled_size(size, size, scale)
+    assert abs(sh / size - scale) <= 0.02 * scale and abs(sw / size - scale) <= 0.02 * scale
+    resized = F.interpolate(x, size=(sh, sw), mode="bilinear", align_corners=True)
+    assert torch.equal(seen[..., :sh, :sw], resized)  # the content is the scaled image itself
+    want = F.interpolate(net.conv(resized), size=(size, size), mode="bilinear", align_corners=True)
+    assert torch.allclose(out, want, atol=1e-6)
+
+
+def test_scaled_input_on_a_real_smp_unet():
+    from trainables.config import ModelConfig
+    from trainables.models import create_model
+
+    model = create_model(ModelConfig(kwargs={"encoder_depth": 3, "decoder_channels": [16, 8, 4]}), 3).eval()
+    for size in (32, 64, 96):
+        x = torch.randn(1, 3, size, size)
+        for scale in (0.7, 1.5):
+            assert forward_at_scale(model, x, scale).shape == (1, 3, size, size)
 
 
 def test_single_scale_is_plain_ce_and_input_augmentation_has_no_kl():
@@ -439,3 +486,42 @@ def test_params_defaults_and_validation():
                      ({"iou_reference": "clean"}, "method.iou_reference"), ({"lambda": 1}, "method.lambda")):
         with pytest.raises(ConfigError, match=rf"^{key.replace('[', '.').replace(']', '.')}"):
             from_dict(Adele.Params, bad, "method")
+
+
+# -- correction source ------------------------------------------------------------------------
+def test_train_epoch_prediction_keeps_the_training_pass_softmax():
+    """prediction: train_epoch stores the confident argmax of the train-mode softmax at scale 1.0
+    of each batch (by dataset index); the eval pass is then ignored. eval_pass: the opposite."""
+    torch.manual_seed(0)
+    net = TinyNet(k=3)
+    images, labels = torch.randn(4, 3, 8, 8), torch.randint(0, 3, (4, 8, 8))
+    m = make(num_classes=3, n=6, hw=(8, 8), prediction="train_epoch", tau_fg=0.0, tau_bg=0.0, scales=(0.5, 1.0))
+    idx = torch.tensor([5, 0, 3, 2])
+    m.begin_batch(0, idx, augmented=False)
+    m.loss(net, images, labels, epoch=0)
+    want = F.softmax(net.conv(images), dim=1).argmax(1).to(torch.uint8)  # tau 0: every pixel confident
+    assert torch.equal(m._pred[idx], want)
+    assert (m._pred[[1, 4]] == 255).all()  # images not in a batch yet
+    m.observe_train_batch(0, torch.tensor([1]), torch.full((1, 3, 8, 8), 1 / 3))  # eval pass: ignored
+    assert (m._pred[1] == 255).all()
+    m.begin_batch(0, torch.tensor([1]), augmented=True)  # augmented batches are never stored
+    m.loss(net, images[:1], labels[:1], epoch=0)
+    assert (m._pred[1] == 255).all()
+
+    e = make(num_classes=3, n=6, hw=(8, 8), tau_fg=0.0, tau_bg=0.0)  # eval_pass (default)
+    e.begin_batch(0, idx, augmented=False)
+    e.loss(net, images, labels, epoch=0)
+    assert e._pred is None
+    e.observe_train_batch(0, idx, F.softmax(net.conv(images), dim=1))
+    assert torch.equal(e._pred[idx], want)
+
+
+def test_train_epoch_prediction_refuses_augmentation():
+    from trainables.config import parse_trial
+
+    with pytest.raises(ConfigError, match=r"^method\.prediction: .*train\.augment"):
+        parse_trial({"method": {"name": "adele", "prediction": "train_epoch"}, "train": {"augment": True}})
+    parse_trial({"method": {"name": "adele", "prediction": "train_epoch", "correction": False},
+                 "train": {"augment": True}})  # nothing is corrected: allowed
+    with pytest.raises(ConfigError, match=r"^method\.prediction: got 'train'"):
+        parse_trial({"method": {"name": "adele", "prediction": "train"}})
