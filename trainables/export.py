@@ -1,0 +1,359 @@
+"""``python -m trainables.export RUN_DIR --out DIR``: from a finished run to better annotations.
+
+RUN_DIR is a run of ``python -m trainables.run`` (its last checkpoint), a checkpoint folder
+(``state.pt``), a Ray trial folder of a study (``checkpoint_*/state.pt`` + ``params.json``), or a
+study experiment folder (``study.yaml``): then ``--condition`` picks the condition (optional when
+there is one), and the export is of its best search trial (the report's rule: the best full-budget
+trial by the study metric, the trial of ``best_<condition>.yaml``) or, with ``--seed``, of that
+replicate (``--rank``, default 1).
+
+DIR receives:
+
+- ``images/`` + ``masks/`` (+ ``<split>.txt``): a ``folder`` dataset in the source's mask coding
+  (see ``label_writers``) whose training masks are the labels the run ended with (ADELE: after its
+  corrections; ``--labels confident``: also every pixel the model predicts with max probability >=
+  ``--tau`` takes that prediction); val/test masks are the labels the run evaluated on;
+- ``config.yaml``: a trial config training ``ce`` on that folder dataset with the run's model and
+  training settings (``python -m trainables.run DIR/config.yaml --out ...``);
+- ``label_issues.csv`` (every training image, most suspect first; see ``label_issues``) and
+  ``label_issues_classes.csv``; scores judge the original training labels (the dataset's masks after
+  any configured noise) against the model's predictions from one eval-mode pass over the
+  un-augmented training images;
+- ``suspects.png``: image | label | model | difference of the ``--top-k`` most suspect images;
+- ``export.json``: where it came from and what changed. SegTHOR also gets ``nifti/``.
+
+Bad input (no checkpoint, unreadable or foreign checkpoint, unknown dataset) prints one line and
+exits with status 2; nothing is written (the export is built in a temporary folder and renamed).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+
+LABEL_MODES = ("run", "confident")
+
+
+@dataclass
+class Source:
+    checkpoint: Path  # folder holding state.pt
+    config_file: Path | None  # config.yaml or params.json beside it (None: the state's config)
+    description: str
+
+
+# -- where the checkpoint is -----------------------------------------------------------------------
+
+def _latest(paths: list[Path], what: Path) -> Path:
+    found = [p for p in paths if (p / "state.pt").is_file()]
+    if not found:
+        raise UserError(f"{what}: no checkpoint here (no {what.name}/.../state.pt written by a run)")
+    return max(found, key=lambda p: int("".join(ch for ch in p.name if ch.isdigit()) or 0))
+
+
+def _ray_trial(tdir: Path, description: str) -> Source:
+    return Source(_latest(list(tdir.glob("checkpoint_*")), tdir), tdir / "params.json", description)
+
+
+def _last_result(tdir: Path) -> dict:
+    """The trial's last reported epoch (a resumed trial re-reports: the latest write of an epoch wins)."""
+    by_epoch: dict[int, dict] = {}
+    path = tdir / "result.json"
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            by_epoch[int(row.get("epoch", row.get("training_iteration", 0)))] = row
+    return by_epoch[max(by_epoch)] if by_epoch else {}
+
+
+def _study_source(exp: Path, condition: str | None, seed: int | None, rank: int) -> Source:
+    import yaml
+
+    spec = yaml.safe_load((exp / "study.yaml").read_text()) or {}
+    conditions = sorted(d.name for d in exp.iterdir() if d.is_dir() and not d.name.endswith("-final")
+                        and any(d.glob("*/params.json")))
+    if condition is None:
+        if len(conditions) != 1:
+            raise UserError(f"--condition: {exp} holds {len(conditions)} conditions; choose one of: "
+                            f"{', '.join(conditions) or '(none run yet)'}")
+        condition = conditions[0]
+    elif condition not in conditions:
+        raise UserError(f"--condition: {condition!r} not in {exp}; allowed: {', '.join(conditions) or '(none run yet)'}")
+    if seed is not None:
+        final = exp / f"{condition}-final"
+        for params in sorted(final.glob("*/params.json")):
+            rep = json.loads(params.read_text()).get("replica") or {}
+            if rep.get("seed") == seed and int(rep.get("rank", 1)) == rank:
+                return _ray_trial(params.parent, f"{exp.name}/{condition} replicate rank {rank} seed {seed} "
+                                                 f"({params.parent.name})")
+        raise UserError(f"--seed: no replicate with rank {rank} and seed {seed} under {final}")
+    metric = (spec.get("metric") or {}).get("name", "best_val_miou")
+    maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
+    full = []
+    for params in sorted((exp / condition).glob("*/params.json")):
+        last = _last_result(params.parent)
+        value = last.get(metric)
+        if value is not None and math.isfinite(value) and last.get("epoch", 0) >= last.get("epochs_total", math.inf):
+            full.append((value, params.parent))
+    if not full:
+        raise UserError(f"{exp / condition}: no search trial finished its full budget with a {metric!r} value")
+    full.sort(key=lambda t: t[0], reverse=maximize)  # stable: the report's order among equals
+    value, tdir = full[0]
+    return _ray_trial(tdir, f"{exp.name}/{condition} best search trial {tdir.name} ({metric} {value:.4f})")
+
+
+def resolve_source(path: Path, condition: str | None = None, seed: int | None = None, rank: int = 1) -> Source:
+    """The checkpoint (and config file) that ``path`` designates; see the module doc."""
+    if not path.exists():
+        raise UserError(f"{path}: not found; expected a run directory, a checkpoint or a study experiment folder")
+    if (path / "study.yaml").is_file():
+        return _study_source(path, condition, seed, rank)
+    if condition is not None or seed is not None:
+        raise UserError(f"--condition/--seed: {path} is not a study experiment folder (no study.yaml)")
+    if (path / "params.json").is_file():
+        return _ray_trial(path, f"Ray trial {path.name}")
+    if (path / "state.pt").is_file():
+        for cfg in (path.parent.parent / "config.yaml", path.parent / "params.json"):
+            if cfg.is_file():
+                return Source(path, cfg, f"checkpoint {path}")
+        return Source(path, None, f"checkpoint {path}")
+    if (path / "config.yaml").is_file() or (path / "checkpoints").is_dir():
+        return Source(_latest(list((path / "checkpoints").glob("epoch_*")), path), path / "config.yaml",
+                      f"run {path}")
+    raise UserError(f"{path}: no checkpoint here; expected a run directory (checkpoints/epoch_*/state.pt), a "
+                    "checkpoint folder (state.pt), a Ray trial folder (checkpoint_*/) or a study folder (study.yaml)")
+
+
+def load_source(source: Source) -> tuple[Any, dict]:
+    """(TrialConfig, the checkpoint's 'labels' / 'model' / 'config' entries)."""
+    from .checkpoint import load_checkpoint
+    from .config import load_trial_config, parse_trial
+
+    state = load_checkpoint(source.checkpoint)
+    if "model" not in state:
+        raise UserError(f"{source.checkpoint / 'state.pt'}: checkpoint holds no model weights")
+    cfg_file = source.config_file if source.config_file is not None and source.config_file.is_file() else None
+    if cfg_file is None:
+        if "config" not in state:
+            raise UserError(f"{source.checkpoint / 'state.pt'}: no config in the checkpoint and no config.yaml or "
+                            "params.json beside it")
+        cfg = parse_trial(state["config"], "checkpoint config")
+    elif cfg_file.name == "params.json":
+        from .tune_adapter import trial_config
+
+        try:
+            cfg = trial_config(json.loads(cfg_file.read_text()))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{cfg_file}: not valid JSON ({exc.msg})") from None
+    else:
+        cfg = load_trial_config(cfg_file)
+    return cfg, {k: state[k] for k in ("labels", "model", "config") if k in state}
+
+
+# -- the model's view of the training images --------------------------------------------------------
+
+def predict(cfg, model_state: dict, images: np.ndarray, labels: np.ndarray, tau: float, num_classes: int,
+            ignore_index: int, device: str = "auto"):
+    """One eval-mode pass over the un-augmented training images -> label_issues.Predictions."""
+    import torch
+
+    from .engine import MEAN, STD, resolve_device
+    from .label_issues import Predictions
+    from .models import create_model
+
+    dev = resolve_device(device)
+    model = create_model(dataclasses.replace(cfg.model, encoder_weights=None), num_classes)
+    try:
+        model.load_state_dict(model_state)
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint model does not match model {cfg.model.arch}/{cfg.model.encoder} with "
+                        f"{num_classes} classes ({str(exc).splitlines()[0][:160]})") from None
+    model.to(dev).eval()
+    mean, std = MEAN.to(dev), STD.to(dev)
+    bs = cfg.train.eval_batch_size or 2 * cfg.train.batch_size
+    parts = []
+    with torch.no_grad():
+        for a in range(0, len(images), bs):
+            x = torch.from_numpy(np.ascontiguousarray(images[a:a + bs])).to(dev).permute(0, 3, 1, 2).float().div_(255)
+            probs = torch.softmax(model((x - mean) / std).float(), dim=1)
+            parts.append(Predictions.from_probs(probs, labels[a:a + bs], tau, ignore_index))
+    return Predictions.concat(parts)
+
+
+# -- the export ------------------------------------------------------------------------------------
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: float = 0.7, top_k: int = 16,
+               device: str = "auto", threads: int | None = None) -> dict:
+    """Build the export of ``source`` in a temporary folder beside ``out``, then rename it to ``out``.
+    Returns the contents of export.json."""
+    import torch
+
+    from .config import dump_trial_config, parse_trial
+    from .contact_sheet import contact_sheet
+    from .data import create_dataset
+    from .engine import prepare_data
+    from .label_issues import confident_labels, rank_label_issues
+    from .label_writers import ExportSplit, create_coding, write_folder, write_segthor_volumes
+    from .metrics import label_miou
+
+    if labels_mode not in LABEL_MODES:
+        raise UserError(f"--labels: got {labels_mode!r}; allowed: {', '.join(LABEL_MODES)}")
+    if not 0.0 < tau <= 1.0:
+        raise UserError(f"--tau: got {tau}; allowed: 0 < tau <= 1")
+    if top_k < 0:
+        raise UserError(f"--top-k: got {top_k}; allowed: 0 or more")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads: got {threads}; allowed: 1 or more")
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise UserError(f"--device: got {device!r}; allowed: auto, cpu, cuda, cuda:N")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out}: exists and is not empty; choose another --out")
+    cfg, state = load_source(source)
+    coding = create_coding(cfg.dataset)
+    threads = threads or cfg.train.threads
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(cfg.seed)
+    data = create_dataset(cfg.dataset)
+    td = prepare_data(cfg, data)
+    k, ignore = len(td.class_names), td.ignore_index
+    original = td.noisy.numpy()
+    run_labels = original
+    if "labels" in state:
+        run_labels = np.asarray(state["labels"].cpu().numpy() if hasattr(state["labels"], "cpu") else state["labels"])
+        if run_labels.shape != original.shape:
+            raise UserError(f"{source.checkpoint / 'state.pt'}: labels of shape {run_labels.shape} but the dataset "
+                            f"decodes to {original.shape}; the data changed since the run")
+        run_labels = run_labels.astype(np.uint8)
+    images = td.images["train"].numpy()
+    preds = predict(cfg, state["model"], images, original, tau, k, ignore, device)
+    issues = rank_label_issues(original, preds, k, ignore, data.train.names, td.class_names)
+    exported = confident_labels(run_labels, preds, ignore) if labels_mode == "confident" else run_labels
+
+    # per-image columns only the export knows: what the run / the export changed, injected noise
+    n = len(original)
+    flat = lambda a: a.reshape(n, -1)  # noqa: E731
+    corrected = (flat(run_labels) != flat(original)).sum(1)
+    changed = (flat(exported) != flat(original)).sum(1)
+    clean_train = td.clean["train"].numpy()
+    both = (flat(original) != ignore) & (flat(clean_train) != ignore)
+    injected = ((flat(original) != flat(clean_train)) & both).sum(1) / np.maximum(both.sum(1), 1)
+    for row in issues.images:
+        i = row["index"]
+        row["corrected_pixels"] = int(corrected[i])
+        row["exported_changed_pixels"] = int(changed[i])
+        if cfg.noise:
+            row["injected_noise"] = round(float(injected[i]), 6)
+
+    out = out.absolute()
+    created = [p for p in reversed(out.parents) if not p.exists()]  # removed again on failure
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        splits = {"train": ExportSplit(images, exported, list(data.train.names))}
+        for split in ("val", "test"):
+            splits[split] = ExportSplit(td.images[split].numpy(), td.clean[split].numpy(), list(data.splits()[split].names))
+        write_folder(tmp, splits, coding, lists=cfg.dataset.name == "folder" and data.meta.get("layout") == "lists")
+        nifti = []
+        if cfg.dataset.name == "segthor":
+            nifti = [str(p.relative_to(tmp)) for p in
+                     write_segthor_volumes(tmp, cfg.dataset.root, list(data.train.names), exported, original)]
+        _write_csv(tmp / "label_issues.csv", issues.images)
+        _write_csv(tmp / "label_issues_classes.csv", issues.classes)
+        contact_sheet(images, original, preds.argmax, preds.confident, issues.order, list(data.train.names),
+                      issues.scores["disagreement"], top_k, ignore).save(tmp / "suspects.png")
+
+        retrain = cfg.to_dict()
+        retrain["dataset"] = {"name": "folder", "root": str(out), "size": retrain["dataset"].get("size"),
+                              **coding.folder_options(td.class_names)}
+        retrain["noise"] = []
+        retrain["method"] = {"name": "ce"}
+        (tmp / "config.yaml").write_text(dump_trial_config(parse_trial(retrain, "export config")))
+
+        t_orig, t_exp, t_clean = (torch.from_numpy(a) for a in (original, exported, clean_train))
+        summary = {
+            "source": source.description, "checkpoint": str(source.checkpoint.absolute()),
+            "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau,
+            "images": {s: len(sp.names) for s, sp in splits.items()},
+            "pixels_corrected_by_run": int(corrected.sum()), "pixels_changed_by_export": int(changed.sum()),
+            "images_changed_by_export": int((changed > 0).sum()),
+            "top_k": min(top_k, n), "files": {"dataset": "images/, masks/", "config": "config.yaml",
+                                              "issues": "label_issues.csv", "classes": "label_issues_classes.csv",
+                                              "sheet": "suspects.png", **({"nifti": nifti} if nifti else {})},
+        }
+        if cfg.noise:  # the dataset's masks are the clean reference the injected noise was measured against
+            summary["label_miou"] = {"original_vs_clean": label_miou(t_orig, t_clean, k, ignore),
+                                     "exported_vs_clean": label_miou(t_exp, t_clean, k, ignore)}
+        (tmp / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for p in reversed(created):
+            try:
+                p.rmdir()
+            except OSError:
+                break
+        raise
+    return summary
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m trainables.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir", type=Path, help="run directory, checkpoint folder, Ray trial folder or study folder")
+    ap.add_argument("--out", type=Path, required=True, help="export folder (must not exist or be empty)")
+    ap.add_argument("--condition", help="study condition (folder name, e.g. rate-1.0); default: the only one")
+    ap.add_argument("--seed", type=int, help="study: export the replicate with this seed instead of the best trial")
+    ap.add_argument("--rank", type=int, default=1, help="study: rank of the replicated configuration (default 1)")
+    ap.add_argument("--labels", default="run", choices=LABEL_MODES,
+                    help="run: the labels the run ended with; confident: plus the model's predictions >= tau")
+    ap.add_argument("--tau", type=float, default=0.7, help="confidence threshold (max probability), default 0.7")
+    ap.add_argument("--top-k", type=int, default=16, help="images on the contact sheet (default 16)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    ap.add_argument("--threads", type=int, help="torch threads (default: the run's train.threads)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        source = resolve_source(args.run_dir, args.condition, args.seed, args.rank)
+        summary = export_run(source, args.out, labels_mode=args.labels, tau=args.tau, top_k=args.top_k,
+                             device=args.device, threads=args.threads)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"export: {summary['source']} -> {args.out} ({summary['pixels_changed_by_export']} training pixels "
+          f"changed in {summary['images_changed_by_export']} images; suspects: {args.out / 'label_issues.csv'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
