@@ -34,7 +34,7 @@ from compare_methods import run_one  # noqa: E402
 
 DATASETS = {
     "synthetic": ("examples/synthetic.yaml", []),
-    "camvid": ("examples/camvid.yaml", ["dataset.root=../shared/data/camvid", "dataset.size=[96, 128]",
+    "camvid": ("examples/camvid.yaml", ["dataset.size=[96, 128]",
                                         "dataset.max_images={train: 80, val: 30, test: 60}", "train.epochs=25"]),
 }
 ADELE = ["method.name=adele", "method.scales=[1.0]"]
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--dataset", choices=list(DATASETS), default="synthetic")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--camvid-root", default="../shared/data/camvid")
     ap.add_argument("--confident", action="store_true", help="also retrain on the ce run's confident predictions")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -81,7 +82,7 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path("runs/labels-bench") / args.dataset
     config, base = DATASETS[args.dataset]
-    base = [*base, *args.overrides]
+    base = [*base, *([f"dataset.root={args.camvid_root}"] if args.dataset == "camvid" else []), *args.overrides]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.workers) as pool:
         per_seed = list(pool.map(lambda s: one_seed(config, base, s, out, args.confident), args.seeds))
