@@ -1,15 +1,20 @@
-"""``python -m study.report EXPERIMENT_DIR``: tables, figures and best trial YAMLs of a study.
+"""``python -m study.report EXPERIMENT_DIR``: verdict, tables, figures and best trial YAMLs of a study.
 
 Reads only files: the stored spec (study.yaml), Ray's trial folders (params.json, result.json) and
 the Optuna storage. Writes ``EXPERIMENT_DIR/report/``:
 
-- ``report.md``: the replication table (rows conditions, columns configurations; mean ± std of
-  best-val / max-test / last over the seeds, mIoU in %), the search summary, figure links;
+- ``report.md``: first the verdict per condition (the tuned configuration beside each baseline over
+  the fresh replication seeds: mean ± std, 95% interval, paired difference per seed with its
+  interval), then every replicate number, the search summary, figure links;
 - ``trials.csv`` (every search trial once, with its Optuna state), ``final.csv`` (every replicate),
-  ``table.csv`` (the table's numbers), ``importances.csv``;
-- ``figures/``: per-class training-IoU curves of the best trial with ADELE's fitted curves and
-  trigger epochs, its IoU_el / IoU_m, the metric per trial, Optuna parameter importances;
+  ``table.csv`` (per configuration: n, mean, std, interval), ``comparisons.csv`` (paired
+  differences), ``importances.csv``;
+- ``figures/`` (see :mod:`study.figures`);
 - ``best_<condition>.yaml``: the best search trial as a trial config (``python -m trainables.run``).
+
+Model selection uses validation numbers only: the best search trial is the one with the best
+``metric`` (spec_checks refuses test metrics), and a replicate's ``best_val`` is the test mIoU at its
+best validation epoch. ``max_test`` selects on test and is shown only beside the papers' numbers.
 """
 from __future__ import annotations
 
@@ -17,19 +22,19 @@ import argparse
 import csv
 import json
 import math
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from trainables.config import parse_trial, dump_trial_config
+from trainables.config import dump_trial_config, parse_trial
 from trainables.errors import UserError
 
+from . import figures
 from .spec import StudySpec, condition_slug, load_study, set_keys, with_condition
+from .stats import LEVEL, Summary, paired, summarize, verdict
 
 SUMMARY = ("best_val", "max_test", "last")
+COMPARED = ("best_val", "last")  # the verdict's numbers: chosen on validation, and the last epoch
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -54,7 +59,7 @@ def read_trials(ray_dir: Path) -> list[dict]:
                 by_epoch[int(row.get("epoch", row.get("training_iteration", 0)))] = row
         history = [by_epoch[e] for e in sorted(by_epoch)]
         out.append({"trial_id": trial_id or tdir.name, "dir": str(tdir), "config": config,
-                    "history": history, "last": history[-1] if history else {}})
+                    "params": params_of(config), "history": history, "last": history[-1] if history else {}})
     seen: dict[str, dict] = {}
     for t in out:  # one entry per trial id
         seen[t["trial_id"]] = t
@@ -73,15 +78,24 @@ def optuna_states(spec: StudySpec, exp_dir: Path, slug: str) -> dict[str, dict]:
                                                              "value": t.value} for t in study.trials}
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def params_of(config: dict) -> dict:
+    return {k: v for k, v in config.items() if "." in k}
 
 
-def fmt(mean: float, std: float) -> str:
-    return "n/a" if math.isnan(mean) else f"{100 * mean:.2f} ± {100 * std:.2f}"
+def replica_of(t: dict) -> dict:
+    """The replica record of a final trial (older experiments had no label: rank k -> tuned#k)."""
+    rep = dict(t["config"].get("replica") or {})
+    if "label" not in rep:
+        rank = int(rep.get("rank", 1))
+        rep["label"] = "tuned" if rank == 1 else f"tuned#{rank}"
+    return rep
+
+
+def display_names(spec: StudySpec, condition: dict, labels) -> dict[str, str]:
+    """``tuned`` -> ``adele (tuned)``; baselines keep their names."""
+    method = str(condition.get("method.name") or (spec.trial.get("method") or {}).get("name", "method"))
+    return {lab: (f"{method} (tuned)" if lab == "tuned" else f"{method} (tuned {lab[5:]})"
+                  if lab.startswith("tuned#") else lab) for lab in labels}
 
 
 # -- writing -----------------------------------------------------------------------------------------
@@ -96,8 +110,19 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def params_of(config: dict) -> dict:
-    return {k: v for k, v in config.items() if "." in k}
+def pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}"
+
+
+def mean_std(s: Summary) -> str:
+    return "n/a" if not s.n else f"{100 * s.mean:.2f} ± {100 * s.std:.2f}"
+
+
+def interval(s: Summary, signed: bool = False) -> str:
+    if s.n < 2:
+        return "n/a (n < 2)"
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"[{f.format(100 * s.lo)}, {f.format(100 * s.hi)}]"
 
 
 def write_report(exp_dir: str | Path) -> Path:
@@ -106,62 +131,139 @@ def write_report(exp_dir: str | Path) -> Path:
         raise UserError(f"{exp_dir}: not an experiment folder (no study.yaml)")
     spec = load_study(exp_dir / "study.yaml")
     out = exp_dir / "report"
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
     metric = spec.metric.name
-    trials_rows, final_rows, table_rows, imp_rows, md_figs = [], [], [], [], []
-    search_lines = []
+    rows: dict[str, list[dict]] = {k: [] for k in ("trials", "final", "table", "comparisons", "importances")}
+    verdict_md, replication_md, search_lines, figs = [], [], [], []
     for condition in spec.condition_list():
         slug = condition_slug(condition)
-        search = read_trials(exp_dir / slug)
         states = optuna_states(spec, exp_dir, slug)
-        for t in search:
-            st = states.get(t["trial_id"], {})
-            last = t["last"]
-            trials_rows.append({"condition": slug, "trial_id": t["trial_id"], "optuna_number": st.get("number"),
-                                "optuna_state": st.get("state"), "epochs": last.get("epoch"),
-                                "epochs_total": last.get("epochs_total"), metric: last.get(metric),
-                                **{k: last.get(k) for k in SUMMARY}, **params_of(t["config"])})
-        full = [t for t in search if t["last"].get(metric) is not None
-                and t["last"].get("epoch", 0) >= t["last"].get("epochs_total", math.inf)]
-        full.sort(key=lambda t: t["last"][metric], reverse=spec.metric.mode == "max")
-        best = full[0] if full else None
-        n_state = {}
-        for t in search:
-            s = states.get(t["trial_id"], {}).get("state", "?")
-            n_state[s] = n_state.get(s, 0) + 1
-        states_str = ", ".join(f"{k} {v}" for k, v in sorted(n_state.items()))
-        best_str = "n/a" if best is None else f"{best['last'][metric]:.4f}"
-        best_params = "" if best is None else _params_str(params_of(best["config"]))
-        search_lines.append(f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |")
-        if best is not None:
-            trial = set_keys(with_condition(spec, condition), params_of(best["config"]))
-            (out / f"best_{slug}.yaml").write_text(dump_trial_config(parse_trial(trial)))
+        search = read_trials(exp_dir / slug)
+        best = _search_rows(spec, condition, slug, search, states, rows["trials"], search_lines, out)
 
         finals = read_trials(exp_dir / f"{slug}-final")
-        row: dict[str, Any] = {"condition": slug}
-        by_rank: dict[int, list[dict]] = {}
+        by_label: dict[str, dict[Any, dict]] = {}
+        histories: dict[str, list[list[dict]]] = {}
         for t in finals:
-            rep = t["config"].get("replica") or {}
-            by_rank.setdefault(int(rep.get("rank", 1)), []).append(t)
-            final_rows.append({"condition": slug, "rank": rep.get("rank"), "seed": rep.get("seed"),
-                               "source_trial": rep.get("source_trial"), "epochs": t["last"].get("epoch"),
-                               **{k: t["last"].get(k) for k in SUMMARY},
-                               **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
-        for rank, ts in sorted(by_rank.items()):
-            for k in SUMMARY:
-                m, s = mean_std([t["last"].get(k) for t in ts])
-                row[f"#{rank} {k} mean"], row[f"#{rank} {k} std"] = m, s
-            row[f"#{rank} n"] = len(ts)
-        table_rows.append(row)
-        imp_rows += _importances(spec, exp_dir, slug)
-        md_figs += _figures(out / "figures", slug, best, search, imp_rows, metric)
+            rep = replica_of(t)
+            by_label.setdefault(rep["label"], {})[rep.get("seed")] = t["last"]
+            histories.setdefault(rep["label"], []).append(t["history"])
+            rows["final"].append({"condition": slug, "config": rep["label"], "seed": rep.get("seed"),
+                                  "source_trial": rep.get("source_trial"), "epochs": t["last"].get("epoch"),
+                                  metric: t["last"].get(metric), **{k: t["last"].get(k) for k in SUMMARY},
+                                  **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
+        order = sorted(by_label, key=lambda lab: (not lab.startswith("tuned"), lab))
+        order = [lab for lab in order if lab.startswith("tuned")] + [b for b in spec.baselines if b in by_label]
+        names = display_names(spec, condition, order)
+        verdict_md += _verdict_section(spec, slug, by_label, order, names, rows)
+        replication_md += _replication_lines(slug, by_label, order, names)
 
-    write_csv(out / "trials.csv", trials_rows)
-    write_csv(out / "final.csv", final_rows)
-    write_csv(out / "table.csv", table_rows)
-    write_csv(out / "importances.csv", imp_rows)
-    (out / "report.md").write_text(_markdown(spec, table_rows, search_lines, md_figs))
+        imp = _importances(spec, exp_dir, slug)
+        rows["importances"] += imp
+        n_complete = sum(1 for s in states.values() if s.get("state") == "COMPLETE")
+        if best is not None:
+            figs += figures.best_trial(fig_dir, slug, best)
+        figs += figures.metric_per_trial(fig_dir, slug, search, states, metric)
+        figs += figures.importances(fig_dir, slug, imp, n_complete)
+        figs += figures.versus_baselines(fig_dir, slug, by_label, names)
+        figs += figures.replicate_curves(fig_dir, slug, {lab: histories[lab] for lab in order}, names)
+
+    for name, data in rows.items():
+        write_csv(out / f"{name}.csv", data)
+    (out / "report.md").write_text(_markdown(spec, verdict_md, replication_md, search_lines, figs))
     return out / "report.md"
+
+
+def _search_rows(spec: StudySpec, condition: dict, slug: str, search: list[dict], states: dict,
+                 trial_rows: list[dict], search_lines: list[str], out: Path) -> dict | None:
+    """trials.csv rows and the search table line of one condition; writes best_<slug>.yaml.
+    Returns the best full-budget trial by the study's (validation) metric."""
+    metric = spec.metric.name
+    for t in search:
+        st, last = states.get(t["trial_id"], {}), t["last"]
+        trial_rows.append({"condition": slug, "trial_id": t["trial_id"], "optuna_number": st.get("number"),
+                           "optuna_state": st.get("state"), "epochs": last.get("epoch"),
+                           "epochs_total": last.get("epochs_total"), metric: last.get(metric),
+                           **{k: last.get(k) for k in SUMMARY}, **t["params"]})
+    full = [t for t in search if t["last"].get(metric) is not None
+            and t["last"].get("epoch", 0) >= t["last"].get("epochs_total", math.inf)]
+    full.sort(key=lambda t: t["last"][metric], reverse=spec.metric.mode == "max")
+    best = full[0] if full else None
+    n_state: dict[str, int] = {}
+    for t in search:
+        s = states.get(t["trial_id"], {}).get("state", "?")
+        n_state[s] = n_state.get(s, 0) + 1
+    states_str = ", ".join(f"{k} {v}" for k, v in sorted(n_state.items()))
+    best_str = "n/a" if best is None else f"{best['last'][metric]:.4f}"
+    best_params = "" if best is None else _params_str(best["params"])
+    search_lines.append(f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |")
+    if best is not None:
+        trial = set_keys(with_condition(spec, condition), best["params"])
+        (out / f"best_{slug}.yaml").write_text(dump_trial_config(parse_trial(trial)))
+    return best
+
+
+def _verdict_section(spec: StudySpec, slug: str, by_label: dict, order: list[str], names: dict,
+                     rows: dict[str, list[dict]]) -> list[str]:
+    """The condition's configurations (n, mean ± std, interval) and the tuned configuration's
+    paired differences with each baseline, ending in one verdict line."""
+    lines = [f"### {slug}", "", f"| configuration | n | best-val mean ± std | {int(LEVEL * 100)}% interval | "
+             "last mean ± std | 95% interval |", "|---|---|---|---|---|---|"]
+    for lab in order:
+        per = by_label[lab]
+        cells = [names[lab]]
+        rec: dict[str, Any] = {"condition": slug, "config": lab, "seeds": " ".join(str(s) for s in sorted(per, key=str))}
+        for key in SUMMARY:
+            s = summarize([r.get(key) for r in per.values()])
+            rec.update({f"{key} n": s.n, f"{key} mean": s.mean, f"{key} std": s.std,
+                        f"{key} lo": s.lo, f"{key} hi": s.hi})
+            if key in COMPARED:
+                if len(cells) == 1:
+                    cells.append(str(s.n))
+                cells += [mean_std(s), interval(s)]
+        rows["table"].append(rec)
+        lines.append("| " + " | ".join(cells) + " |")
+    tuned = [lab for lab in order if lab == "tuned"]
+    baselines = [lab for lab in order if not lab.startswith("tuned")]
+    if not tuned:
+        return lines + ["", f"**{slug}:** no tuned configuration was replicated (no search trial finished).", ""]
+    if not baselines:
+        return lines + ["", f"**{slug}:** no baseline in this study (add `baselines:` to compare).", ""]
+    lines += ["", "| comparison | pairs | Δ best-val mean [95% interval] | Δ last mean [95% interval] | verdict |",
+              "|---|---|---|---|---|"]
+    sentences = []
+    for b in baselines:
+        cells, v = [f"{names['tuned']} − {names[b]}"], None
+        for key in COMPARED:
+            a = {s: r.get(key) for s, r in by_label["tuned"].items()}
+            c = {s: r.get(key) for s, r in by_label[b].items()}
+            d, seeds = paired(a, c)
+            rows["comparisons"].append({"condition": slug, "config": "tuned", "baseline": b, "metric": key,
+                                        "pairs": d.n, "seeds": " ".join(map(str, seeds)), "mean_diff": d.mean,
+                                        "std_diff": d.std, "lo": d.lo, "hi": d.hi, "verdict": verdict(d)})
+            if len(cells) == 1:
+                cells.append(str(d.n))
+            cells.append("n/a" if not d.n else f"{100 * d.mean:+.2f} {interval(d, signed=True)}")
+            if key == "best_val":
+                v = (verdict(d), d)
+        cells.append(v[0])
+        lines.append("| " + " | ".join(cells) + " |")
+        word, d = v
+        sentences.append(f"vs {names[b]}: **{word}** (Δ best-val {100 * d.mean:+.2f} points, "
+                         f"95% interval {interval(d, signed=True)}, n = {d.n} paired seeds)" if d.n else
+                         f"vs {names[b]}: no paired seeds")
+    lines += ["", f"**Verdict, {slug}:** {names['tuned']} " + "; ".join(sentences) + ".", ""]
+    return lines
+
+
+def _replication_lines(slug: str, by_label: dict, order: list[str], names: dict) -> list[str]:
+    lines = []
+    for lab in order:
+        for seed, r in sorted(by_label[lab].items(), key=lambda kv: str(kv[0])):
+            lines.append(f"| {slug} | {names[lab]} | {seed} | " + " | ".join(pct(r.get(k)) for k in SUMMARY)
+                         + f" | {pct(r.get('label_miou'))} |")
+    return lines
 
 
 def _params_str(params: dict) -> str:
@@ -179,92 +281,32 @@ def _importances(spec: StudySpec, exp_dir: Path, slug: str) -> list[dict]:
         imp = optuna.importance.get_param_importances(study)
     except Exception:  # noqa: BLE001 - importances need enough varied trials; skip otherwise
         return []
-    return [{"condition": slug, "parameter": k, "importance": v} for k, v in imp.items()]
+    return [{"condition": slug, "parameter": k, "importance": v, "complete_trials": len(done)} for k, v in imp.items()]
 
 
-def _markdown(spec: StudySpec, table_rows: list[dict], search_lines: list[str], figs: list[str]) -> str:
-    ranks = sorted({int(k.split()[0][1:]) for r in table_rows for k in r if k.startswith("#")})
-    head = ["condition"] + [f"#{r} {k}" for r in ranks for k in SUMMARY]
+def _markdown(spec: StudySpec, verdict_md: list[str], replication_md: list[str], search_lines: list[str],
+              figs: list[str]) -> str:
+    seeds = ", ".join(map(str, spec.final.seeds))
     lines = [f"# Study {spec.name}", "",
-             f"Metric: `{spec.metric.name}` ({spec.metric.goal}); {spec.search.num_samples} trials per condition "
-             f"({spec.search.algorithm}, seed {spec.search.seed}); replication: top {spec.final.top_k} "
-             f"x seeds {spec.final.seeds}.", "",
-             "## Replication (mIoU %, mean ± std over seeds)", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in table_rows:
-        cells = [r["condition"]] + [fmt(r.get(f"#{k} {m} mean", math.nan), r.get(f"#{k} {m} std", math.nan))
-                                    for k in ranks for m in SUMMARY]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "## Search", "", "| condition | trials | Optuna states | best | parameters |", "|---|---|---|---|---|",
-              *search_lines, "", "## Figures", ""]
+             f"Metric for model selection: `{spec.metric.name}` ({spec.metric.goal}, validation); "
+             f"{spec.search.num_samples} search trials per condition ({spec.search.algorithm}, seed {spec.search.seed}); "
+             f"replication: top {spec.final.top_k} configuration(s) and {len(spec.baselines)} baseline(s) x "
+             f"{len(spec.final.seeds)} fresh seeds ({seeds}), never used by the search.", "",
+             "## Verdict: does the tuned configuration beat its baselines?", "",
+             "Test mIoU in %. `best-val`: test mIoU at the epoch of best validation mIoU (chosen on validation "
+             "only); `last`: at the last epoch. Each seed is the trial seed and the noise seed, so all "
+             "configurations of one seed train on the same noisy labels; Δ = mean over seeds of "
+             "(tuned − baseline) with its Student-t 95% interval. Verdict on Δ best-val: better / worse when "
+             "the interval excludes 0, otherwise no clear difference.", "", *verdict_md,
+             "## Every replicate (test mIoU %)", "",
+             "`max-test` is the best test mIoU over epochs: it selects on test, so it is shown only to "
+             "compare with the papers' tables and is never used to choose anything.", "",
+             "| condition | configuration | seed | best-val | max-test | last | label mIoU |",
+             "|---|---|---|---|---|---|---|", *replication_md, "",
+             "## Search", "", "| condition | trials | Optuna states | best | parameters |", "|---|---|---|---|---|",
+             *search_lines, "", "## Figures", ""]
     lines += [f"![{f}](figures/{f})" for f in figs]
     return "\n".join(lines) + "\n"
-
-
-# -- figures -----------------------------------------------------------------------------------------
-
-def _figures(fig_dir: Path, slug: str, best: dict | None, search: list[dict], imp_rows: list[dict],
-             metric: str) -> list[str]:
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
-    names = []
-
-    def save(fig, name: str) -> None:
-        fig.tight_layout()
-        fig.savefig(fig_dir / name, dpi=90)
-        plt.close(fig)
-        names.append(name)
-
-    if best is not None and best["history"]:
-        hist = best["history"]
-        epochs = [h["epoch"] for h in hist]
-        classes = [k.split("/", 1)[1] for k in hist[-1] if k.startswith("train_iou/")]
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for i, cname in enumerate(classes):
-            line, = ax.plot(epochs, [h.get(f"train_iou/{cname}") for h in hist], marker=".", label=cname)
-            _adele_overlay(ax, hist[-1], i, line.get_color())
-        ax.set(xlabel="epoch", ylabel="training IoU", title=f"{slug}: per-class training IoU (best trial)")
-        ax.legend(fontsize=7)
-        save(fig, f"train_iou_{slug}.png")
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for key in ("iou_el", "iou_m"):
-            ax.plot(epochs, [h.get(key) for h in hist], marker=".", label=key)
-        ax.set(xlabel="epoch", ylabel="IoU", title=f"{slug}: IoU_el / IoU_m (best trial)")
-        ax.legend()
-        save(fig, f"iou_el_m_{slug}.png")
-    if search:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for t in search:
-            ys = [h.get(metric) for h in t["history"]]
-            ax.plot([h.get("epoch") for h in t["history"]], ys, marker=".", alpha=0.7)
-        ax.set(xlabel="epoch", ylabel=metric, title=f"{slug}: {metric} per trial")
-        save(fig, f"metric_per_trial_{slug}.png")
-    imp = [r for r in imp_rows if r["condition"] == slug]
-    if imp:
-        fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(imp)))
-        ax.barh([r["parameter"] for r in imp][::-1], [r["importance"] for r in imp][::-1])
-        ax.set(xlabel="importance", title=f"{slug}: Optuna parameter importances")
-        save(fig, f"importance_{slug}.png")
-    return names
-
-
-def _adele_overlay(ax, last: dict, index: int, color: str) -> None:
-    """ADELE's fitted f(t) = a (1 - exp(-b t^c)) from its learning start, and its trigger epoch
-    (diagnostics use 0-based epochs; the plot's x axis counts completed epochs)."""
-    fit = last.get(f"method/fit/{index}")
-    start = last.get(f"method/start/{index}")
-    if isinstance(fit, list) and len(fit) == 3 and None not in fit and isinstance(start, (int, float)) and start >= 0:
-        a, b, c = fit
-        n = int(last.get("epoch", 0))
-        ts = [i / 10 for i in range(0, 10 * max(1, n - 1 - int(start)) + 1)]
-        ax.plot([start + 1 + t for t in ts], [a * (1 - math.exp(-b * t ** c)) for t in ts], "--", color=color, lw=1)
-    trigger = last.get(f"method/trigger/{index}")
-    if isinstance(trigger, (int, float)) and trigger >= 0:
-        ax.axvline(trigger + 1, color=color, ls=":", lw=1)
 
 
 def main(argv: list[str] | None = None) -> int:

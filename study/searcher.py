@@ -51,12 +51,18 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        value = result.get(self.metric)
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials or not _finite(value):
+        if trial_id not in self._completed_trials:
+            self._report(trial_id, result)
+
+    def _report(self, trial_id: str, result: dict | None) -> None:
+        """The epoch's metric as the Optuna trial's intermediate value at step = epoch."""
+        value = (result or {}).get(self.metric)
+        if trial_id not in self._ot_trials or not _finite(value):
             return  # e.g. val_miou on an epoch without evaluation
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         ot_trial = self._ot_trials[trial_id]
-        if step not in _frozen(self._ot_study, ot_trial.number).intermediate_values:
+        frozen = _frozen(self._ot_study, ot_trial.number)
+        if frozen.state == TrialState.RUNNING and step not in frozen.intermediate_values:
             ot_trial.report(float(value), step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -66,6 +72,9 @@ class PrunedAwareOptunaSearch(OptunaSearch):
         if _frozen(self._ot_study, ot_trial.number).state != TrialState.RUNNING:
             self._completed_trials.add(trial_id)
             return
+        # Ray hands the result that stops a trial (its last epoch, or the one ASHA stops it at) to
+        # on_trial_complete only, never to on_trial_result: record it as that epoch's value first
+        self._report(trial_id, result)
         tell(self._ot_study, ot_trial.number, result, self.metric)
         self._completed_trials.add(trial_id)
 
@@ -132,4 +141,9 @@ def reconcile(study: optuna.Study, ray_trials: dict[str, tuple[dict | None, bool
     result (``ray_trials``: trial id -> (last result, errored)), or FAIL when Ray never knew it."""
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         result, errored = ray_trials.get(ft.user_attrs.get(RAY_ID), (None, True))
+        value = (result or {}).get(metric)
+        if not errored and _finite(value):  # the last epoch's value, as on_trial_complete records it
+            step = int(result.get("epoch", result.get("training_iteration", 0)))
+            if step not in ft.intermediate_values:
+                study._storage.set_trial_intermediate_value(ft._trial_id, step, float(value))
         tell(study, ft.number, result, metric, errored)

@@ -15,7 +15,10 @@ Shape (W&B-Sweeps style; every section but ``name`` optional)::
       method.prior: {distribution: uniform, min: 0.1, max: 0.5, when: {method.pu_loss: nnpu}}
       train.lr: {value: 0.01}
     trial: {...}                      # the trial config (trainables.config)
-    final:     {seeds: [0, 1, 2], top_k: 1}
+    final:     {seeds: [1, 2, 3], top_k: 1}   # fresh seeds: never used by the search
+    baselines:                        # replicated beside the tuned configuration, same seeds
+      ce: {method.name: ce}
+      adele_global: {tuned: true, method.class_adaptive: false}   # the tuned values, one change
     logging:   {wandb: {project: noisyseg, mode: auto, images_every: 0}}
     storage:   {path: runs, optuna: null}
 """
@@ -31,6 +34,8 @@ from trainables._typed import check_range, from_dict, join, suggest, to_dict
 from trainables.config import apply_overrides, parse_trial, read_yaml
 from trainables.errors import ConfigError
 from trainables.tune_adapter import with_values
+
+from .spec_checks import check_baselines, check_fresh_seeds, check_metric, parse_baselines
 
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "q_uniform")
 Scalar = (bool, int, float, str, type(None))
@@ -144,13 +149,23 @@ class Parameter:
 
 @dataclass
 class Final:
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """Replication of the top configurations (and the baselines) with fresh seeds: seed and noise
+    seed of each replicate, disjoint from every seed the search used (checked at load time)."""
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
     top_k: int = 1
 
     def validate(self, path: str) -> None:
         check_range(join(path, "top_k"), self.top_k, 0)
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"{join(path, 'seeds')}: got {self.seeds!r}; seeds must be distinct")
+
+
+@dataclass
+class Baseline:
+    """A reference configuration run with the replication's seeds, beside the tuned one: dotted
+    trial keys applied to the condition's trial (``tuned: true``: on top of the best searched values)."""
+    set: dict[str, Any] = field(default_factory=dict)
+    tuned: bool = False
 
 
 @dataclass
@@ -188,6 +203,7 @@ class StudySpec:
     parameters: dict[str, Parameter] = field(default_factory=dict)
     trial: dict[str, Any] = field(default_factory=dict)  # validated plain dict (re-parseable)
     final: Final = field(default_factory=Final)
+    baselines: dict[str, Baseline] = field(default_factory=dict)
     logging: Logging = field(default_factory=Logging)
     storage: Storage = field(default_factory=Storage)
 
@@ -199,6 +215,8 @@ class StudySpec:
     def to_dict(self) -> dict:
         out = to_dict(self)
         out["parameters"] = {k: {f: v for f, v in p.items() if v is not None} for k, p in out["parameters"].items()}
+        out["baselines"] = {k: {**b["set"], **({"tuned": True} if b["tuned"] else {})}
+                            for k, b in out["baselines"].items()}
         return out
 
 
@@ -272,6 +290,7 @@ def _parse(raw: Any) -> StudySpec:
     raw = dict(raw)
     conditions = raw.pop("conditions", None) or {}
     parameters = raw.pop("parameters", None) or {}
+    baselines = raw.pop("baselines", None) or {}
     trial = raw.pop("trial", None) or {}
     spec = from_dict(StudySpec, raw, "")
     if not spec.name or any(c in spec.name for c in "/\\ "):
@@ -297,8 +316,12 @@ def _parse(raw: Any) -> StudySpec:
                               "{distribution: uniform, min: 0, max: 1}, {values: [...]} or {value: x}")
         spec.parameters[str(key)] = from_dict(Parameter, body, f"parameters.{key}")
 
+    spec.baselines = parse_baselines(baselines)
     _check_when(spec)
     _check_keys(spec)
+    check_baselines(spec)
+    check_metric(spec.metric.name)
+    check_fresh_seeds(spec)
     if spec.scheduler.max_t is not None and spec.scheduler.grace_period > spec.scheduler.max_t:
         raise ConfigError(f"scheduler.grace_period: got {spec.scheduler.grace_period}; must not exceed max_t ({spec.scheduler.max_t})")
     if spec.storage.optuna is None and "://" in spec.storage.path:

@@ -29,6 +29,7 @@ from trainables.tune_adapter import train
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
+from .spec_checks import baseline_overrides
 from .wandb_log import StudyWandbCallback
 
 _DATASETS: dict[str, Any] = {}  # dataset config (JSON) -> decoded SegData, shared by conditions
@@ -84,7 +85,7 @@ def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: 
                 verbose: int) -> tune.RunConfig:
     columns = {k: k.split(".")[-1] for k in spec.parameters if spec.parameters[k].value is None}
     if job_type == "final":
-        columns = {"replica/rank": "rank", "replica/seed": "seed"}
+        columns = {"replica/label": "config", "replica/seed": "seed"}
     reporter = tune.CLIReporter(parameter_columns=columns, max_report_frequency=30,
                                 metric_columns={"epoch": "epoch", spec.metric.name: spec.metric.name})
     return tune.RunConfig(
@@ -155,7 +156,8 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
 
 
 def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
-    """The ``final.top_k`` best full-budget trials' searched values (dotted keys)."""
+    """The ``final.top_k`` best full-budget trials' searched values (dotted keys), ranked by the
+    study's metric (a validation number: spec_checks refuses test scores)."""
     full = [r for r in records if not r["error"] and r["metrics"].get(spec.metric.name) is not None
             and r["metrics"].get("epoch", 0) >= r["metrics"].get("epochs_total", 0)]
     full.sort(key=lambda r: r["metrics"][spec.metric.name], reverse=spec.metric.mode == "max")
@@ -163,21 +165,38 @@ def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
             for r in full[:spec.final.top_k]]
 
 
+def replicas(spec: StudySpec, top: list[dict]) -> list[dict]:
+    """The replication grid: each top configuration and each baseline, with every seed of
+    ``final.seeds`` (as seed and noise seed: all configurations of a seed see the same noisy labels,
+    so their differences are paired). ``label``: ``tuned`` (``tuned#k`` for rank k > 1) or the
+    baseline's name."""
+    out = []
+    for rank, t in enumerate(top, 1):
+        label = "tuned" if rank == 1 else f"tuned#{rank}"
+        out += [{"label": label, "rank": rank, "seed": seed, "source_trial": t["trial_id"],
+                 "overrides": {**t["params"], "seed": seed, "noise_seed": seed}} for seed in spec.final.seeds]
+    best = top[0]["params"] if top else None
+    for name, baseline in spec.baselines.items():
+        overrides = baseline_overrides(baseline, best)
+        if overrides is None:
+            continue  # built on the tuned values, and no search trial finished
+        out += [{"label": name, "rank": 0, "seed": seed, "source_trial": top[0]["trial_id"] if baseline.tuned else None,
+                 "overrides": {**overrides, "seed": seed, "noise_seed": seed}} for seed in spec.final.seeds]
+    return out
+
+
 def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, records: list[dict], *,
               verbose: int = 1) -> list[dict]:
-    """Re-run the top configurations with every seed of ``final.seeds`` (seed and noise seed)."""
-    top = top_configs(spec, records)
-    if not top or not spec.final.seeds:
+    """Re-run the top configurations and the baselines with every seed of ``final.seeds``."""
+    grid = replicas(spec, top_configs(spec, records))
+    if not grid:
         return []
     slug = condition_slug(condition)
     base = with_condition(spec, condition)
     trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, base)),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    replicas = [{"rank": rank, "seed": seed, "source_trial": t["trial_id"],
-                 "overrides": {**t["params"], "seed": seed, "noise_seed": seed}}
-                for rank, t in enumerate(top, 1) for seed in spec.final.seeds]
     param_space = {"trial": base, "images_every": spec.logging.wandb.images_every,
-                   "replica": tune.grid_search(replicas)}
+                   "replica": tune.grid_search(grid)}
     name = f"{slug}-final"
 
     def make_tuner() -> tune.Tuner:
@@ -189,7 +208,7 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
             run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose))
 
     final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner, param_space))
-    _check_finished(final, len(replicas))
+    _check_finished(final, len(grid))
     return final
 
 

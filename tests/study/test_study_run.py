@@ -34,7 +34,9 @@ parameters:
   method.q: {distribution: uniform, min: 0.3, max: 0.9, when: {method.name: gce}}
 trial:
   noise: [{kind: morph, rate: 1.0}]
-final: {seeds: [0, 1], top_k: 1}
+final: {seeds: [1, 2], top_k: 1}
+baselines:
+  ce: {method.name: ce, train.lr: 0.05}
 logging: {wandb: {mode: offline, images_every: 2}}
 """
 
@@ -74,6 +76,16 @@ def last_results(ray_dir: Path) -> dict[str, dict]:
         if not rows:
             continue
         out[rows[-1]["trial_id"]] = {"config": json.loads((f.parent / "params.json").read_text()), **rows[-1]}
+    return out
+
+
+def all_results(ray_dir: Path) -> dict[str, list[dict]]:
+    """Every reported epoch of every trial under ``ray_dir``, by trial id."""
+    out = {}
+    for f in ray_dir.glob("*/result.json"):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if rows:
+            out[rows[-1]["trial_id"]] = rows
     return out
 
 
@@ -118,21 +130,39 @@ def test_smoke_study_end_to_end(tmp_path):
     for t in ot:
         assert ("method.q" in t.params) == (t.params["method.name"] == "gce")
 
-    # replication table == mean ± std of the replicates' own results
+    # Optuna holds every epoch's value, the last one and the one ASHA stopped at included
+    for tid, t in ((t.user_attrs["ray_trial_id"], t) for t in ot):
+        history = all_results(exp / "rate-1.0")[tid]
+        assert t.intermediate_values == {r["epoch"]: r["best_val_miou"] for r in history}, (t.state, history)
+    assert {t.state.name for t in ot} >= {"PRUNED", "COMPLETE"}
+
+    # replication: the tuned configuration and the baseline with the same fresh seeds
     finals = last_results(exp / "rate-1.0-final")
-    assert sorted(f["config"]["replica"]["seed"] for f in finals.values()) == [0, 1]
-    table = read_csv(report / "table.csv")[0]
-    for key in ("best_val", "max_test", "last"):
-        vals = [f[key] for f in finals.values()]
-        assert math.isclose(float(table[f"#1 {key} mean"]), statistics.fmean(vals), rel_tol=1e-9)
-        assert math.isclose(float(table[f"#1 {key} std"]), statistics.stdev(vals), rel_tol=1e-9, abs_tol=1e-12)
+    by = {(f["config"]["replica"]["label"], f["config"]["replica"]["seed"]): f for f in finals.values()}
+    assert sorted(by) == [("ce", 1), ("ce", 2), ("tuned", 1), ("tuned", 2)]
+    search_seeds = {r["config"]["trial"].get("seed", 0) for r in last_results(exp / "rate-1.0").values()}
+    assert search_seeds == {0} and not search_seeds & {f["config"]["replica"]["seed"] for f in finals.values()}
+    table = {r["config"]: r for r in read_csv(report / "table.csv")}
+    for label in ("tuned", "ce"):
+        for key in ("best_val", "max_test", "last"):
+            vals = [by[label, s][key] for s in (1, 2)]
+            assert int(table[label][f"{key} n"]) == 2
+            assert math.isclose(float(table[label][f"{key} mean"]), statistics.fmean(vals), rel_tol=1e-9)
+            assert math.isclose(float(table[label][f"{key} std"]), statistics.stdev(vals), rel_tol=1e-9, abs_tol=1e-12)
+    comp = {r["metric"]: r for r in read_csv(report / "comparisons.csv")}
+    diffs = [by["tuned", s]["best_val"] - by["ce", s]["best_val"] for s in (1, 2)]
+    assert math.isclose(float(comp["best_val"]["mean_diff"]), statistics.fmean(diffs), rel_tol=1e-9, abs_tol=1e-12)
+    assert comp["best_val"]["pairs"] == "2" and comp["best_val"]["baseline"] == "ce"
     md = (report / "report.md").read_text()
-    m, s = statistics.fmean([f["best_val"] for f in finals.values()]), statistics.stdev([f["best_val"] for f in finals.values()])
-    assert f"{100 * m:.2f} ± {100 * s:.2f}" in md
+    assert md.index("## Verdict") < md.index("## Search")
+    assert "**Verdict, rate-1.0:**" in md and f"{100 * statistics.fmean(diffs):+.2f}" in md
+    vals = [by["tuned", s]["best_val"] for s in (1, 2)]
+    assert f"{100 * statistics.fmean(vals):.2f} ± {100 * statistics.stdev(vals):.2f}" in md
+    assert list((report / "figures").glob("versus_rate-1.0.png")) and list((report / "figures").glob("curves_rate-1.0.png"))
 
     # W&B offline: one run per trial (search + replicates), with image panels
     runs = list((exp / "wandb").rglob("offline-run-*"))
-    assert len({r.name.rsplit("-", 1)[-1] for r in runs}) == 6, runs
+    assert len({r.name.rsplit("-", 1)[-1] for r in runs}) == 8, runs
     assert list((exp / "wandb").rglob("*.png")) or list((exp / "wandb").rglob("media/images/*"))
 
     # never silently overwritten; the report CLI reproduces the report
@@ -184,7 +214,7 @@ def test_driver_killed_then_resumed(tmp_path):
     extra = [t for t in ot if t.user_attrs.get("ray_trial_id") not in ray_ids]
     assert all(t.state.name == "FAIL" for t in extra)  # asked but lost with the driver: failed
     assert [t.number for t in ot] == list(range(len(ot)))
-    assert len(read_csv(exp / "report" / "final.csv")) == 2
+    assert len(read_csv(exp / "report" / "final.csv")) == 4  # tuned and ce, seeds 1 and 2
     # the half-way trial continued from its checkpoint instead of starting over
     restored = []
     for f in (exp / "rate-1.0").glob("*/result.json"):
