@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ConfigError
+
+# Decimal float spellings YAML 1.1 leaves as strings (1e-4, 5E3, +1.e-2): accepted for float fields.
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def suggest(key: str, valid: typing.Iterable[str]) -> str:
@@ -105,6 +109,8 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         raise ConfigError(f"{path}: got {value!r}; expected a number")
     if tp is str:
         if isinstance(value, str):
@@ -155,7 +161,7 @@ def check_range(path: str, value: float | int | None, lo=None, hi=None, *, lo_op
     """Raise ConfigError unless lo <= value <= hi (open ends when asked)."""
     if value is None:
         return
-    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or \
+    bad = value != value or (lo is not None and (value <= lo if lo_open else value < lo)) or \
           (hi is not None and (value >= hi if hi_open else value > hi))
     if bad:
         left = "(" if lo_open else "["

@@ -146,7 +146,13 @@ def _named(data: Any, path: str, key: str, default: str, common: tuple[str, ...]
     name = data.get(key, default)
     if not isinstance(name, str):
         raise ConfigError(f"{join(path, key)}: got {name!r}; expected a string")
-    params_cls = lookup(name, join(path, key))
+    try:
+        params_cls = lookup(name, join(path, key))
+    except ConfigError as exc:  # an unknown name: add the close spelling (adel -> adele)
+        msg = str(exc)
+        valid = msg.partition("; allowed: ")[2].split(", ")
+        hint = suggest(name, valid) if "did you mean" not in msg else ""
+        raise ConfigError(msg.replace("; allowed: ", f"{hint}; allowed: ", 1) if hint else msg) from None
     rest = {k: v for k, v in data.items() if k not in common and k != key}
     common_vals = {k: v for k, v in data.items() if k in common}
     try:
@@ -239,8 +245,9 @@ def _accepted_keys(section: str, name: Any) -> set[str] | None:
 def set_value(data: dict, key: str, value: Any) -> None:
     """Set the dotted ``key`` in ``data`` in place, creating mappings on the way; a numeric part
     indexes a list (``noise.0.rate``). Renaming a component (``method.name``, ``dataset.name``,
-    ``noise.N.kind``) drops the parameters the new one does not accept, so ``--set method.name=lncis``
-    switches methods even when the config holds ADELE's parameters."""
+    ``noise.N.kind``, also under a study's ``trial.``) drops the parameters the new one does not
+    accept, so ``--set method.name=lncis`` switches methods even when the config holds ADELE's
+    parameters."""
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -252,7 +259,8 @@ def set_value(data: dict, key: str, value: Any) -> None:
         elif not isinstance(node, dict):
             raise ConfigError(f"{key}: {where} is not a mapping")
         if i == len(parts) - 1:
-            section = parts[0] if (len(parts) == 2 or (len(parts) == 3 and parts[0] == "noise")) else None
+            rel = parts[1:] if parts[0] == "trial" else parts  # a study's trial block: trial.method.name
+            section = rel[0] if (len(rel) == 2 or (len(rel) == 3 and rel[0] == "noise")) else None
             if section in _NAME_KEYS and part == _NAME_KEYS[section] and node.get(part) != value:
                 accepted = _accepted_keys(section, value)
                 if accepted is not None:
@@ -274,7 +282,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
         try:
-            value = yaml.safe_load(raw)
+            value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        except _DuplicateKey as exc:
+            raise ConfigError(f"--set {key}: duplicate key {exc.key!r} in {raw!r}; give each key once") from None
         except yaml.YAMLError:
             value = raw
         try:
@@ -284,16 +294,72 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such config file")
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, second: int):
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, except that a key given twice in one mapping is an error instead of the
+    last one silently winning (merge keys ``<<`` may still be overridden, as YAML intends)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable key: the base class reports it
+                    continue
+                line = key_node.start_mark.line + 1
+                if first is not None:
+                    raise _DuplicateKey(key, first, line)
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml_text(text: str, source: str) -> Any:
+    """Parse YAML text with the strict safe loader; errors name ``source`` and the line."""
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{source}: line {exc.second}: duplicate key {exc.key!r} (first given at line "
+                          f"{exc.first}); give each key once") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from None
+        if isinstance(exc, yaml.reader.ReaderError):  # a control character: its line
+            where = f" line {text[:exc.position].count(chr(10)) + 1}"
+        what = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc)
+        what = " ".join(str(what).split())
+        raise ConfigError(f"{source}:{where} invalid YAML ({what})") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file through the safe loader, with one-line errors for every way it can be wrong:
+    missing, a folder, unreadable, binary or not UTF-8, invalid YAML, a key given twice."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; give a YAML file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if b"\x00" in data:
+        raise ConfigError(f"{path}: not a text file (it holds NUL bytes); give a YAML file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+                          "give a YAML file saved as UTF-8") from None
+    return parse_yaml_text(text, str(path))
 
 
 def load_trial_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
