@@ -5,7 +5,7 @@ RUN_DIR is a run of ``python -m trainables.run`` (its last checkpoint), a checkp
 study experiment folder (``study.yaml``): then ``--condition`` picks the condition (optional when
 there is one), and the export is of its best search trial (the report's rule: the best full-budget
 trial by the study metric, the trial of ``best_<condition>.yaml``) or, with ``--seed``, of that
-replicate (``--rank``, default 1).
+replicate (``--replica``: ``tuned``, the default, or a baseline's name).
 
 DIR receives:
 
@@ -81,7 +81,16 @@ def _last_result(tdir: Path) -> dict:
     return by_epoch[max(by_epoch)] if by_epoch else {}
 
 
-def _study_source(exp: Path, condition: str | None, seed: int | None, rank: int) -> Source:
+def replica_label(replica: dict) -> str:
+    """A replicate's configuration: ``tuned`` (``tuned#k`` for the k-th best) or a baseline's name;
+    experiments from before baselines carry only the rank."""
+    if replica.get("label"):
+        return str(replica["label"])
+    rank = int(replica.get("rank", 1))
+    return "tuned" if rank == 1 else f"tuned#{rank}"
+
+
+def _study_source(exp: Path, condition: str | None, seed: int | None, replica: str) -> Source:
     import yaml
 
     spec = yaml.safe_load((exp / "study.yaml").read_text()) or {}
@@ -96,19 +105,23 @@ def _study_source(exp: Path, condition: str | None, seed: int | None, rank: int)
         raise UserError(f"--condition: {condition!r} not in {exp}; allowed: {', '.join(conditions) or '(none run yet)'}")
     if seed is not None:
         final = exp / f"{condition}-final"
+        found = []
         for params in sorted(final.glob("*/params.json")):
             rep = json.loads(params.read_text()).get("replica") or {}
-            if rep.get("seed") == seed and int(rep.get("rank", 1)) == rank:
-                return _ray_trial(params.parent, f"{exp.name}/{condition} replicate rank {rank} seed {seed} "
+            found.append(f"{replica_label(rep)} seed {rep.get('seed')}")
+            if rep.get("seed") == seed and replica_label(rep) == replica:
+                return _ray_trial(params.parent, f"{exp.name}/{condition} replicate {replica} seed {seed} "
                                                  f"({params.parent.name})")
-        raise UserError(f"--seed: no replicate with rank {rank} and seed {seed} under {final}")
+        raise UserError(f"--seed: no replicate {replica!r} with seed {seed} under {final}; found: "
+                        f"{', '.join(found) or 'none'}")
     metric = (spec.get("metric") or {}).get("name", "best_val_miou")
     maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
     full = []
     for params in sorted((exp / condition).glob("*/params.json")):
         last = _last_result(params.parent)
         value = last.get(metric)
-        if value is not None and math.isfinite(value) and last.get("epoch", 0) >= last.get("epochs_total", math.inf):
+        if (value is not None and math.isfinite(value) and not last.get("diverged")
+                and last.get("epoch", 0) >= last.get("epochs_total", math.inf)):
             full.append((value, params.parent))
     if not full:
         raise UserError(f"{exp / condition}: no search trial finished its full budget with a {metric!r} value")
@@ -117,12 +130,13 @@ def _study_source(exp: Path, condition: str | None, seed: int | None, rank: int)
     return _ray_trial(tdir, f"{exp.name}/{condition} best search trial {tdir.name} ({metric} {value:.4f})")
 
 
-def resolve_source(path: Path, condition: str | None = None, seed: int | None = None, rank: int = 1) -> Source:
+def resolve_source(path: Path, condition: str | None = None, seed: int | None = None,
+                   replica: str = "tuned") -> Source:
     """The checkpoint (and config file) that ``path`` designates; see the module doc."""
     if not path.exists():
         raise UserError(f"{path}: not found; expected a run directory, a checkpoint or a study experiment folder")
     if (path / "study.yaml").is_file():
-        return _study_source(path, condition, seed, rank)
+        return _study_source(path, condition, seed, replica)
     if condition is not None or seed is not None:
         raise UserError(f"--condition/--seed: {path} is not a study experiment folder (no study.yaml)")
     if (path / "params.json").is_file():
@@ -331,7 +345,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, required=True, help="export folder (must not exist or be empty)")
     ap.add_argument("--condition", help="study condition (folder name, e.g. rate-1.0); default: the only one")
     ap.add_argument("--seed", type=int, help="study: export the replicate with this seed instead of the best trial")
-    ap.add_argument("--rank", type=int, default=1, help="study: rank of the replicated configuration (default 1)")
+    ap.add_argument("--replica", default="tuned",
+                    help="study, with --seed: the replicated configuration, tuned (default), tuned#2, ... or a "
+                         "baseline's name")
     ap.add_argument("--labels", default="run", choices=LABEL_MODES,
                     help="run: the labels the run ended with; confident: plus the model's predictions >= tau")
     ap.add_argument("--tau", type=float, default=0.7, help="confidence threshold (max probability), default 0.7")
@@ -344,7 +360,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        source = resolve_source(args.run_dir, args.condition, args.seed, args.rank)
+        source = resolve_source(args.run_dir, args.condition, args.seed, args.replica)
         summary = export_run(source, args.out, labels_mode=args.labels, tau=args.tau, top_k=args.top_k,
                              device=args.device, threads=args.threads)
     except UserError as exc:

@@ -340,7 +340,7 @@ def test_study_best_trial_and_replicate(tmp_path):
     rep = json.loads((tmp_path / "rep" / "export.json").read_text())
     rep_params = json.loads((Path(rep["checkpoint"]).parent / "params.json").read_text())
     assert Path(rep["checkpoint"]).parent.parent == exp / "rate-1.0-final"
-    assert rep_params["replica"]["seed"] == 0 and "replicate rank 1 seed 0" in rep["source"]
+    assert rep_params["replica"]["seed"] == 0 and "replicate tuned seed 0" in rep["source"]
     assert export(exp, "--seed", "7", "--out", tmp_path / "none") == 2
     assert export(exp, "--condition", "rate-0.5", "--out", tmp_path / "none") == 2
     assert not (tmp_path / "none").exists()
