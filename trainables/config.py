@@ -91,7 +91,9 @@ class TrainConfig:
     schedule: Literal["poly", "constant"] = "poly"
     poly_power: float = 0.9
     augment: bool = False  # random h-flip + scale crop; the ADELE paper trains without
-    amp: bool = False  # bf16 autocast on CPU, fp16 + GradScaler on CUDA
+    # auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is unsupported), off on CPU;
+    # true: the same on CUDA and bf16 autocast on CPU; false: full precision
+    amp: bool | Literal["auto"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # torch intra-op threads; None: torch's default
 

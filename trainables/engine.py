@@ -1,9 +1,15 @@
 """The trial engine: one training run of one method on one noisy dataset, resumable exactly.
 
-Per epoch: a training pass (shuffled, optionally augmented), then ONE forward pass over the
+Per epoch: a training pass (shuffled, optionally augmented), then ONE evaluation-mode pass over the
 un-augmented training images that serves both the diagnostics (training IoU per class, IoU_el,
-IoU_m) and the method (which may then rewrite the training labels), then val/test evaluation, then
-a full checkpoint handed to the reporter with the epoch's metrics.
+IoU_m) and the method (which may then rewrite the training labels), fused with the val/test
+evaluation on evaluation epochs (every ``eval_every`` epochs and the last), then a full checkpoint
+handed to the reporter with the epoch's metrics.
+
+On a GPU (``trainables.hot_path``): bf16 autocast (``train.amp: auto``), channels_last, the uint8
+dataset resident on the device when it fits (else pinned, non_blocking batches), cudnn.benchmark,
+fused optimizers, large evaluation batches, and no host sync inside any batch loop: losses and
+confusion matrices are accumulated on the device and read once per pass.
 
 All randomness of an epoch (shuffle order, augmentation) comes from a generator seeded by
 (seed, epoch), and the global RNG states are checkpointed too, so a resumed trial continues exactly
@@ -16,24 +22,26 @@ import re
 import shutil
 import tempfile
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .augment import augment_batch
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrialConfig
-from .data import SegData, create_dataset
+from .data import SegData
 from .errors import UserError
-from .methods import MethodContext, TrainIoU, create_method
-from .metrics import SplitMeter, label_miou, label_quality
-from .models import create_model
-from .noise import NoiseContext, apply_noise, transform_clean
+from .history import History, _comparable, _jsonable
+from .hot_path import ConfusionCounts, HotPath, LossSums, plan_hot_path
+from .methods import Method, MethodContext, TrainIoU, create_method
+from .metrics import SplitMeter, label_quality
+from .models import create_model, optimizer_state_for
+from .trial_data import TrialData, data_bytes, prepare_data
+
+__all__ = ["MEAN", "STD", "History", "Reporter", "Trainer", "TrialData", "fit", "prepare_data",
+           "resolve_device", "run_trainer"]
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # ImageNet statistics, as the
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)  # pretrained encoders expect
@@ -45,50 +53,15 @@ class Reporter(Protocol):
         """Called once per completed epoch; ``checkpoint_dir`` is deleted after this returns."""
 
 
-@dataclass
-class TrialData:
-    """Everything a trial trains and evaluates on, as CPU tensors."""
-
-    images: dict[str, torch.Tensor]  # split -> uint8 [N, H, W, 3]
-    clean: dict[str, torch.Tensor]  # split -> uint8 [N, H, W]
-    noisy: torch.Tensor  # uint8 [N, H, W], the training labels as corrupted once
-    class_names: list[str]
-    ignore_index: int
-    noise_miou: float  # corruption level: mIoU of the noisy training labels vs the clean ones
-
-
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    """A CPU tensor sharing ``array``'s memory. Arrays from Ray's object store are read-only; the
-    engine never writes into these tensors (labels it may change are cloned first), so sharing is
-    safe and spares a copy of the dataset per trial."""
-    if array.flags.writeable:
-        return torch.from_numpy(array)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(array)
-
-
-def prepare_data(cfg: TrialConfig, dataset: SegData | None = None) -> TrialData:
-    """Decode (unless given) and corrupt the training labels once, deterministically in the seed."""
-    data = dataset if dataset is not None else create_dataset(cfg.dataset)
-    if len(data.train) == 0 or len(data.val) == 0 or len(data.test) == 0:
-        empty = [s for s, sp in data.splits().items() if len(sp) == 0]
-        raise UserError(f"dataset: split(s) {', '.join(empty)} are empty; check dataset.root and max_images")
-    k = data.num_classes
-    clean = {s: _tensor(transform_clean(sp.masks, cfg.noise)) for s, sp in data.splits().items()}
-    ctx = NoiseContext(k, data.ignore_index, data.train.instances)
-    noisy = _tensor(apply_noise(data.train.masks, cfg.noise, cfg.effective_noise_seed, ctx))
-    images = {s: _tensor(sp.images) for s, sp in data.splits().items()}
-    return TrialData(images, clean, noisy, list(data.class_names), data.ignore_index,
-                     label_miou(noisy, clean["train"], k, data.ignore_index))
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"train.device: {name!r} requested but CUDA is not available; use cpu or auto")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def metric_key(name: str) -> str:
@@ -96,72 +69,66 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "class"
 
 
-@dataclass
-class History:
-    """Evaluation history behind the papers' three test numbers (best-val / max-test / last)."""
-
-    val: list[float] = field(default_factory=list)
-    test: list[float] = field(default_factory=list)
-    epochs: list[int] = field(default_factory=list)
-
-    def add(self, epoch: int, val_miou: float, test_miou: float) -> None:
-        self.epochs.append(epoch)
-        self.val.append(val_miou)
-        self.test.append(test_miou)
-
-    def summary(self) -> dict[str, float]:
-        if not self.val:
-            return {}
-        best = int(np.nanargmax(self.val)) if not all(math.isnan(v) for v in self.val) else 0
-        return {"best_val_miou": self.val[best], "best_val_epoch": self.epochs[best],
-                "best_val": self.test[best], "max_test": float(np.nanmax(self.test)), "last": self.test[-1]}
-
-    def state(self) -> dict:
-        return {"val": list(self.val), "test": list(self.test), "epochs": list(self.epochs)}
-
-
 class Trainer:
-    """Holds the live objects of one trial; ``fit`` drives it epoch by epoch."""
+    """Holds the live objects of one trial; ``fit`` drives it epoch by epoch. ``plan``: how to run
+    on the device (default: :func:`~trainables.hot_path.plan_hot_path` for the config's device)."""
 
-    def __init__(self, cfg: TrialConfig, data: TrialData):
+    def __init__(self, cfg: TrialConfig, data: TrialData, plan: HotPath | None = None):
         self.cfg = cfg
-        self.data = data
         self.device = resolve_device(cfg.train.device)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
+        t = cfg.train
+        self.plan = plan or plan_hot_path(self.device, t.amp, t.batch_size, t.eval_batch_size, data_bytes(data))
+        if self.plan.cudnn_benchmark:
+            torch.backends.cudnn.benchmark = True
         self.k = len(data.class_names)
         self.ignore = data.ignore_index
         self.num_train = len(data.noisy)
         h, w = data.noisy.shape[1:]
         self.model = create_model(cfg.model, self.k).to(self.device)
+        if self.plan.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.method = create_method(cfg.method, MethodContext(self.k, self.ignore, cfg.train.epochs,
                                                               self.num_train, (int(h), int(w))))
-        t = cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
+        fused = {"fused": True} if self.plan.fused_optimizer else {}
         if t.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+            self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                                             **fused)
         else:
-            self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+            self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
         self.steps_per_epoch = math.ceil(self.num_train / t.batch_size)
         total = self.steps_per_epoch * t.epochs
         power = t.poly_power if t.schedule == "poly" else 0.0
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
         self.mean, self.std = MEAN.to(self.device), STD.to(self.device)  # once, not per batch
-        self.amp = t.amp
-        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=t.amp and self.device.type == "cuda")
-        self.labels = data.noisy.clone()  # the labels trained on now; methods may rewrite them
+        self.amp, self.amp_dtype = self.plan.amp, self.plan.amp_dtype
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.plan.grad_scaler)
+        self.data = self._place(data)
+        # the labels trained on now: a copy only for a method that may rewrite them (on_epoch_end)
+        self.rewrites_labels = type(self.method).on_epoch_end is not Method.on_epoch_end
+        self.labels = self.data.noisy.clone() if self.rewrites_labels else self.data.noisy
         self.history = History()
         self.epoch = 0  # completed epochs
+
+    def _place(self, data: TrialData) -> TrialData:
+        """The trial's data on the training device when the plan keeps it resident (GPU), else as
+        given (host tensors, possibly shared read-only with Ray's object store)."""
+        if not self.plan.resident or self.device.type == "cpu":
+            return data
+        move = lambda t: t.to(self.device)  # noqa: E731
+        return TrialData({s: move(v) for s, v in data.images.items()}, {s: move(v) for s, v in data.clean.items()},
+                         move(data.noisy), data.class_names, data.ignore_index, data.noise_miou)
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "labels": self.labels.clone(),
+                "scaler": self.scaler.state_dict(), "labels": self.labels.detach().to("cpu", copy=True),
                 "method": self.method.state_dict(), "history": self.history.state(), "rng": capture_rng()}
 
     def load_state_dict(self, state: dict[str, Any], source: str) -> None:
@@ -170,42 +137,62 @@ class Trainer:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise UserError(f"{source}: checkpoint was written with a different config ({', '.join(diff[:5])} "
                             f"differ); resume with the config it was written with")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.model.load_state_dict(state["model"])  # keys of pruned (unused) submodules are dropped
+        self.optimizer.load_state_dict(optimizer_state_for(self.model, state["optimizer"], self.cfg.model, self.k))
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.labels = state["labels"].clone()
+        labels = state["labels"].to(self.data.noisy.device, copy=True)
+        # a method that never rewrites labels trains on the noisy labels themselves (no copy)
+        self.labels = self.data.noisy if not self.rewrites_labels and torch.equal(labels, self.data.noisy) else labels
         self.method.load_state_dict(state["method"])
         self.history = History(**state["history"])
         self.epoch = int(state["epoch"])
         restore_rng(state["rng"])
 
     # -- passes -----------------------------------------------------------------------------
+    def _batch(self, tensor: torch.Tensor, index: torch.Tensor | slice, device_index: torch.Tensor | slice | None = None
+               ) -> torch.Tensor:
+        """Rows ``index`` of a dataset tensor, on the training device: indexed there when the tensor
+        is resident, else gathered on the host (staged in pinned memory on CUDA) and copied."""
+        if tensor.device.type == self.device.type:
+            return tensor[index if device_index is None else device_index]
+        rows = tensor[index]
+        if self.plan.pin_memory:
+            return rows.pin_memory().to(self.device, non_blocking=True)
+        return rows.to(self.device)
+
     def _inputs(self, images_u8: torch.Tensor) -> torch.Tensor:
-        x = images_u8.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255)
-        return (x - self.mean) / self.std
+        """Normalised float images from uint8 [B, H, W, 3] already on the device."""
+        x = images_u8.permute(0, 3, 1, 2).float().div_(255)
+        return self._layout((x - self.mean) / self.std)
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.plan.channels_last else x
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
+        """One training pass; returns the sample-weighted mean loss and method terms. The batch loop
+        never reads a device value: losses and terms are summed on the device and read once."""
         t = self.cfg.train
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
         order = torch.randperm(self.num_train, generator=gen)
+        order_dev = order.to(self.device) if self.data.noisy.device.type != "cpu" else order
         self.model.train()
-        sums: dict[str, float] = {}
-        seen = 0
+        sums = LossSums()
         batches = range(0, self.num_train, t.batch_size)
         if progress:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
         for start in batches:
-            idx = order[start : start + t.batch_size]
-            x = self._inputs(self.data.images["train"][idx])
-            y = self.labels[idx].to(self.device).long()
+            idx, idx_dev = order[start : start + t.batch_size], order_dev[start : start + t.batch_size]
+            x = self._inputs(self._batch(self.data.images["train"], idx, idx_dev))
+            y = self._batch(self.labels, idx, idx_dev).long()
             if t.augment:
                 x, y = augment_batch(x, y, gen, self.ignore)
+                x = self._layout(x)
             self.method.begin_batch(epoch, idx, t.augment)
             with self._autocast():
                 loss, terms = self.method.loss(self.model, x, y, epoch)
@@ -214,57 +201,76 @@ class Trainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
-            n = len(idx)
-            seen += n
-            for key, value in {"train_loss": float(loss.detach()), **terms}.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * n
-        return {k: v / seen for k, v in sums.items()}
+            sums.add({"train_loss": loss, **terms}, len(idx))
+        return sums.means()
 
     @torch.no_grad()
     def _predict(self, images_u8: torch.Tensor):
-        """Yield (indices, softmax probabilities) over ``images_u8`` in evaluation batches."""
+        """Yield (start, stop, softmax probabilities) over ``images_u8`` in evaluation batches."""
         self.model.eval()
-        bs = self.cfg.train.eval_batch_size or 2 * self.cfg.train.batch_size
+        bs = self.plan.eval_batch_size
         for start in range(0, len(images_u8), bs):
-            idx = torch.arange(start, min(start + bs, len(images_u8)))
+            stop = min(start + bs, len(images_u8))
             with self._autocast():
-                logits = self.model(self._inputs(images_u8[idx]))
-            yield idx, torch.softmax(logits.float(), dim=1)
+                logits = self.model(self._inputs(self._batch(images_u8, slice(start, stop))))
+            yield start, stop, torch.softmax(logits.float(), dim=1)
+
+    def evaluation_pass(self, epoch: int, splits: tuple[str, ...] = ("val", "test"), train: bool = True
+                        ) -> tuple[dict[str, SplitMeter], torch.Tensor | None]:
+        """One evaluation-mode pass over the un-augmented training images (``train``) and the
+        ``splits``. Training images: per-class IoU vs the current (meter ``current``) and the initial
+        noisy labels (``noisy``), IoU_el / IoU_m (``el``, ``m``) on the pixels whose noisy label is
+        wrong, and the method observes the same probabilities. Returns the meters (confusion
+        matrices counted on the device, read once) and the first training predictions (device)."""
+        names = (["current", "noisy", "el", "m"] if train else []) + list(splits)
+        counts = ConfusionCounts(names, self.k, self.ignore, self.device)
+        panel = []
+        if train:
+            clean, noisy = self.data.clean["train"], self.data.noisy
+            for start, stop, probs in self._predict(self.data.images["train"]):
+                rows = slice(start, stop)
+                pred = probs.argmax(1)
+                c, n = self._batch(clean, rows), self._batch(noisy, rows)
+                wrong = (n != c) & (n != self.ignore) & (c != self.ignore)
+                counts.add("current", pred, self._batch(self.labels, rows))
+                counts.add("noisy", pred, n)
+                counts.add("el", pred, c, wrong)
+                counts.add("m", pred, n, wrong)
+                self.method.observe_train_batch(epoch, torch.arange(start, stop), probs)
+                if start < PANEL_IMAGES:
+                    panel.append(pred[: PANEL_IMAGES - start])
+        for split in splits:
+            for start, stop, probs in self._predict(self.data.images[split]):
+                counts.add(split, probs.argmax(1), self._batch(self.data.clean[split], slice(start, stop)))
+        panel_pred = torch.cat(panel)[:PANEL_IMAGES].to(torch.uint8) if panel else None
+        return counts.meters(), panel_pred
 
     def evaluate(self, split: str) -> SplitMeter:
-        meter = SplitMeter(self.k, self.ignore)
-        for idx, probs in self._predict(self.data.images[split]):
-            meter.update(probs.argmax(1).cpu(), self.data.clean[split][idx])
-        return meter
+        return self.evaluation_pass(-1, (split,), train=False)[0][split]
 
     def train_diagnostics(self, epoch: int) -> tuple[dict[str, SplitMeter], torch.Tensor]:
-        """The one extra pass over the un-augmented training images: per-class training IoU vs the
-        current and the initial noisy labels, IoU_el / IoU_m on the pixels whose noisy label is
-        wrong; the method observes the same probabilities."""
-        meters = {name: SplitMeter(self.k, self.ignore) for name in ("current", "noisy", "el", "m")}
-        clean, noisy = self.data.clean["train"], self.data.noisy
-        panel = []
-        for idx, probs in self._predict(self.data.images["train"]):
-            pred = probs.argmax(1).cpu()
-            meters["current"].update(pred, self.labels[idx])
-            meters["noisy"].update(pred, noisy[idx])
-            wrong = (noisy[idx] != clean[idx]) & (noisy[idx] != self.ignore) & (clean[idx] != self.ignore)
-            meters["el"].update(pred[wrong], clean[idx][wrong])
-            meters["m"].update(pred[wrong], noisy[idx][wrong])
-            self.method.observe_train_batch(epoch, idx, probs)
-            if idx[0] < PANEL_IMAGES:
-                panel.append(pred[: PANEL_IMAGES - int(idx[0])])
-        return meters, torch.cat(panel)[:PANEL_IMAGES].to(torch.uint8)
+        """The training-set part of :meth:`evaluation_pass` alone (meters, panel predictions on the host)."""
+        meters, panel = self.evaluation_pass(epoch, ())
+        return meters, panel.cpu()
 
-    def _label_changes(self, before: torch.Tensor) -> dict[str, float | None]:
+    def _label_changes(self, before: torch.Tensor | None) -> dict[str, float | None]:
         """How many training labels the method rewrote this epoch, and which share of them now
-        agrees with the clean label (the precision of a label correction; None when none changed)."""
+        agrees with the clean label (the precision of a label correction; None when none changed).
+        ``before`` is None for a method that never rewrites labels."""
+        if before is None:
+            return {"relabel/pixels": 0, "relabel/precision": None, "relabel/net_fixed": 0}
         changed = before != self.labels
         n = int(changed.sum())
-        right = int((self.labels[changed] == self.data.clean["train"][changed]).sum()) if n else 0
-        was_right = int((before[changed] == self.data.clean["train"][changed]).sum()) if n else 0
+        clean = self.data.clean["train"]
+        right = int((self.labels[changed] == clean[changed]).sum()) if n else 0
+        was_right = int((before[changed] == clean[changed]).sum()) if n else 0
         return {"relabel/pixels": n, "relabel/precision": right / n if n else None,
                 "relabel/net_fixed": right - was_right}
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        """Whether val/test are evaluated after (0-based) ``epoch``: every ``eval_every`` epochs and
+        after the last."""
+        return (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.train.epochs
 
     # -- one epoch --------------------------------------------------------------------------
     def run_epoch(self, progress: bool = False, want_images: bool = False) -> tuple[dict, dict | None]:
@@ -273,8 +279,10 @@ class Trainer:
         t0 = time.perf_counter()
         logs = self.train_epoch(epoch, progress)
         train_time = time.perf_counter() - t0
-        meters, panel_pred = self.train_diagnostics(epoch)
-        before = self.labels.clone()
+        # (checks on the epoch's training loss go here, before the evaluation pass)
+        splits = ("val", "test") if self.is_eval_epoch(epoch) else ()
+        meters, panel_pred = self.evaluation_pass(epoch, splits)
+        before = self.labels.clone() if self.rewrites_labels else None
         self.method.on_epoch_end(epoch, self.labels, TrainIoU(meters["current"].iou, meters["noisy"].iou))
         changes = self._label_changes(before)
         self.epoch = epoch + 1
@@ -292,58 +300,24 @@ class Trainer:
         metrics.update({f"label_iou/{n}": float(v) for n, v in zip(names, label_meter.iou)})
         metrics.update(changes)
         metrics["noise_miou"] = self.data.noise_miou
-        if self.epoch % self.cfg.eval_every == 0 or self.epoch == self.cfg.train.epochs:
-            split_miou = {}
-            for split in ("val", "test"):
-                meter = self.evaluate(split)
-                split_miou[split] = meter.miou
+        if splits:
+            for split in splits:
+                meter = meters[split]
                 metrics[f"{split}_miou"] = meter.miou
                 metrics[f"{split}_acc"] = meter.accuracy
                 metrics.update({f"{split}_iou/{n}": float(v) for n, v in zip(names, meter.iou)})
-            self.history.add(self.epoch, split_miou["val"], split_miou["test"])
+            self.history.add(self.epoch, meters["val"].miou, meters["test"].miou)
         metrics.update(self.history.summary())
         metrics.update({f"method/{k}": v for k, v in self.method.diagnostics().items()})
         metrics["epoch_time_s"] = time.perf_counter() - t0
         images = None
         if want_images:
             n = len(panel_pred)
-            images = {"image": self.data.images["train"][:n].numpy(), "clean": self.data.clean["train"][:n].numpy(),
-                      "noisy": self.data.noisy[:n].numpy(), "current": self.labels[:n].numpy(),
-                      "prediction": panel_pred.numpy()}
+            images = {"image": self.data.images["train"][:n].cpu().numpy(),
+                      "clean": self.data.clean["train"][:n].cpu().numpy(),
+                      "noisy": self.data.noisy[:n].cpu().numpy(), "current": self.labels[:n].cpu().numpy(),
+                      "prediction": panel_pred.cpu().numpy()}
         return _jsonable(metrics), images
-
-
-def _comparable(cfg_dict: dict) -> dict:
-    """Flattened config without the keys that may change between a run and its resume."""
-    flat: dict[str, Any] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            flat[prefix] = node
-
-    walk("", cfg_dict)
-    for key in ("train.device", "train.threads", "train.eval_batch_size"):
-        flat.pop(key, None)
-    return flat
-
-
-def _jsonable(metrics: dict) -> dict:
-    """Plain floats/ints/lists; NaN becomes None so JSON lines stay strict."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, torch.Tensor):
-            v = v.tolist()
-        if isinstance(v, (np.floating, np.integer)):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return {k: clean(v) for k, v in metrics.items()}
 
 
 def fit(cfg: TrialConfig, reporter: Reporter, *, dataset: SegData | None = None,

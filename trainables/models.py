@@ -3,11 +3,18 @@
 Pretrained weights are never fetched silently: with ``allow_download: false`` (the default) a
 requested ``encoder_weights`` must already be in the local cache, otherwise one clear error says how
 to pre-download it.
+
+Built models hold only the parameters their forward pass uses: smp keeps the whole encoder even when
+``encoder_depth`` < 5 (a depth-3 UNet-resnet18 carries resnet18's unused layer3/layer4, 93 % of its
+weights), so :func:`prune_unused` replaces such submodules by a placeholder that fails loudly if it is
+ever called. Checkpoints shrink accordingly, and state dicts of the unpruned model still load
+(the pruned keys are dropped on load).
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -84,8 +91,87 @@ def _offline(enabled: bool):
             os.environ["HF_HUB_OFFLINE"] = saved_env
 
 
-def create_model(cfg, num_classes: int, in_channels: int = 3) -> torch.nn.Module:
-    """Build ``cfg.arch`` (e.g. unet, fpn, deeplabv3plus) with ``cfg.encoder`` for ``num_classes``."""
+class Pruned(torch.nn.Module):
+    """Stands in for a submodule the forward pass never uses (see :func:`prune_unused`)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def forward(self, *args, **kwargs):
+        raise RuntimeError(f"model: submodule {self.name!r} was pruned as unused by the forward pass, "
+                           "but it was called (build the model with prune=False)")
+
+    def extra_repr(self) -> str:
+        return self.name
+
+
+PROBE_SIZE = 64  # probe input side: a multiple of every smp encoder's output stride (32)
+
+
+def unused_parameters(model: torch.nn.Module, in_channels: int = 3) -> set[str] | None:
+    """Names of the parameters that get no gradient from one eval-mode forward/backward pass of a
+    probe input (None when the probe does not run on this model). The model's parameters, buffers,
+    gradients, mode and the global RNG are left as they were."""
+    was_training = model.training
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    try:
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            model.eval()
+            for p in model.parameters():
+                p.grad = None
+            device = next(model.parameters()).device
+            out = model(torch.zeros(2, in_channels, PROBE_SIZE, PROBE_SIZE, device=device))
+            outputs = out if isinstance(out, (tuple, list)) else [out]
+            sum(o.float().sum() for o in outputs if isinstance(o, torch.Tensor)).backward()
+            return {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
+    except Exception:  # an architecture the probe cannot run (input-size constraints): keep everything
+        return None
+    finally:
+        for n, p in model.named_parameters():
+            p.grad = grads[n]
+        model.train(was_training)
+
+
+def prune_unused(model: torch.nn.Module, in_channels: int = 3) -> list[str]:
+    """Replace the largest submodules whose parameters are all unused (:func:`unused_parameters`) by
+    :class:`Pruned` placeholders; returns their names. The forward pass is unchanged (those modules
+    were never called), the state dict loses their parameters and buffers, and loading a state dict
+    that still has them drops those keys first (checkpoints written before pruning still load)."""
+    unused = unused_parameters(model, in_channels)
+    if not unused:
+        return []
+    pruned: list[str] = []
+    for name, module in list(model.named_modules()):
+        if not name or any(name.startswith(p + ".") for p in pruned):
+            continue
+        params = [f"{name}.{n}" for n, _ in module.named_parameters()]
+        if params and all(n in unused for n in params):
+            pruned.append(name)
+    for name in pruned:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, Pruned(name))
+    prefixes = tuple(p + "." for p in pruned)
+
+    def drop_pruned(module, state_dict, prefix, *_):
+        for key in [k for k in state_dict if k.startswith(prefix) and k[len(prefix):].startswith(prefixes)]:
+            del state_dict[key]
+
+    model.register_load_state_dict_pre_hook(drop_pruned)
+    model.pruned_modules = pruned
+    return pruned
+
+
+def create_model(cfg, num_classes: int, in_channels: int = 3, prune: bool = True) -> torch.nn.Module:
+    """Build ``cfg.arch`` (e.g. unet, fpn, deeplabv3plus) with ``cfg.encoder`` for ``num_classes``;
+    with ``prune``, submodules the forward pass never uses are dropped (:func:`prune_unused`)."""
+    model = _build(cfg, num_classes, in_channels)
+    model.pruned_modules = prune_unused(model, in_channels) if prune else []
+    return model
+
+
+def _build(cfg, num_classes: int, in_channels: int) -> torch.nn.Module:
     archs = architectures()
     arch = cfg.arch.lower()
     if arch not in archs:
@@ -114,3 +200,22 @@ def create_model(cfg, num_classes: int, in_channels: int = 3) -> torch.nn.Module
             f"python -c \"import segmentation_models_pytorch as smp; smp.create_model('{cfg.arch}', "
             f"'{cfg.encoder}', encoder_weights='{cfg.encoder_weights}')\" and copy ~/.cache/huggingface and "
             f"~/.cache/torch here, or set model.allow_download: true, or model.encoder_weights: null") from None
+
+
+def optimizer_state_for(model: torch.nn.Module, opt: dict[str, Any], cfg, num_classes: int,
+                        in_channels: int = 3) -> dict[str, Any]:
+    """``opt`` (an optimizer state dict over ``model``'s trainable parameters, one group) as is, or,
+    when it was written for the unpruned model (one entry per parameter of the full model),
+    re-indexed to the parameters the pruned ``model`` has."""
+    own = [n for n, p in model.named_parameters() if p.requires_grad]
+    groups = opt.get("param_groups", [])
+    if len(groups) != 1 or len(groups[0]["params"]) == len(own) or not getattr(model, "pruned_modules", None):
+        return opt
+    with torch.random.fork_rng(devices=[]):
+        full = [n for n, p in _build(cfg, num_classes, in_channels).named_parameters() if p.requires_grad]
+    old_ids = groups[0]["params"]
+    if len(full) != len(old_ids):
+        return opt  # not the unpruned model's state either: let the optimizer report the mismatch
+    where = dict(zip(full, old_ids))
+    state = {new: opt["state"][where[name]] for new, name in enumerate(own) if where[name] in opt["state"]}
+    return {"state": state, "param_groups": [{**groups[0], "params": list(range(len(own)))}]}

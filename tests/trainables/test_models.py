@@ -39,3 +39,39 @@ def test_weights_missing_from_cache_fail_with_predownload_advice(tmp_path, monke
 def test_bad_model_kwargs_name_the_key() -> None:
     with pytest.raises(ConfigError, match="model.kwargs"):
         create_model(ModelConfig(kwargs={"no_such_option": 1}), 3)
+
+
+def test_depth3_unet_drops_the_unused_encoder_stages_and_still_loads_full_state() -> None:
+    """smp keeps resnet18's layer3/layer4 in a depth-3 UNet although its forward never calls them:
+    the factory prunes them (same outputs, a state dict 93 % smaller), and a state dict of the
+    unpruned model still loads exactly."""
+    import io
+
+    from trainables.models import Pruned
+
+    cfg = ModelConfig(kwargs={"encoder_depth": 3, "decoder_channels": [32, 16, 8]})
+    torch.manual_seed(0)
+    full = create_model(cfg, 5, prune=False)
+    rng_after_full = torch.get_rng_state()
+    torch.manual_seed(0)
+    pruned = create_model(cfg, 5)
+    assert torch.equal(torch.get_rng_state(), rng_after_full)  # pruning draws no random numbers
+    assert pruned.pruned_modules == ["encoder.layer3", "encoder.layer4"]
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(full.eval()(x), pruned.eval()(x))
+    size = lambda m: len((lambda b: (torch.save(m.state_dict(), b), b.getvalue())[1])(io.BytesIO()))  # noqa: E731
+    assert size(pruned) < 0.1 * size(full)
+    full.encoder.layer1[0].conv1.weight.data.add_(1.0)  # a state that differs, with the pruned keys in it
+    pruned.load_state_dict(full.state_dict())  # strict: the pruned keys are dropped, nothing else
+    assert all(torch.equal(v, full.state_dict()[k]) for k, v in pruned.state_dict().items())
+    with pytest.raises(RuntimeError, match="pruned as unused"):
+        Pruned("encoder.layer4")(x)
+
+
+def test_full_depth_models_keep_every_parameter() -> None:
+    for arch in ("unet", "fpn"):
+        model = create_model(ModelConfig(arch=arch), 3)
+        assert model.pruned_modules == []
+        assert sum(p.numel() for p in model.parameters()) == \
+            sum(p.numel() for p in create_model(ModelConfig(arch=arch), 3, prune=False).parameters())

@@ -204,8 +204,9 @@ class Adele(Method):
 
     # -- training -------------------------------------------------------------------------------
     def loss(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """mean_k CE(z_k, y) + lambda (1/S) sum_k KL(p_k || q); ``scales: [1.0]`` = one plain CE."""
+             epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """mean_k CE(z_k, y) + lambda (1/S) sum_k KL(p_k || q); ``scales: [1.0]`` = one plain CE.
+        Terms are detached device tensors (the engine reads them once per epoch)."""
         p, ign = self.params, self.ctx.ignore_index
         logits = [forward_at_scale(model, images, s, p.size_multiple) for s in p.scales]
         # the code multiplies scale k's logits by softmax(w)_k = 1/S (w = ones) before its CE
@@ -218,10 +219,10 @@ class Adele(Method):
                          torch.stack([F.softmax(z.detach().float(), dim=1) for z in logits]).mean(0))
                 self._store(epoch, self._batch, probs)
         if not (p.consistency and len(logits) > 1 and p.lambda_ > 0):
-            return ce, {"ce": float(ce.detach())}
+            return ce, {"ce": ce.detach()}
         kl, mask = multiscale_consistency(logits, labels, p.rho, ign)
-        return ce + p.lambda_ * kl, {"ce": float(ce.detach()), "consistency": float(kl.detach()),
-                                     "consistency_images": float(mask.mean())}
+        return ce + p.lambda_ * kl, {"ce": ce.detach(), "consistency": kl.detach(),
+                                     "consistency_images": mask.mean()}
 
     def begin_batch(self, epoch: int, indices: torch.Tensor, augmented: bool) -> None:
         self._batch = None if augmented else indices
@@ -232,15 +233,16 @@ class Adele(Method):
             self._store(epoch, indices, probs)
 
     def _store(self, epoch: int, indices: torch.Tensor, probs: torch.Tensor) -> None:
-        """Keep the confident argmax of ``probs`` for images ``indices`` (uint8, 255 = not confident)."""
-        if self._pred is None:
+        """Keep the confident argmax of ``probs`` for images ``indices`` (uint8, 255 = not confident),
+        on the device of ``probs`` (no host sync per batch)."""
+        if self._pred is None or self._pred.device != probs.device:
             n, (h, w) = self.ctx.num_train, probs.shape[-2:]
-            self._pred = torch.full((n, h, w), NOT_CONFIDENT, dtype=torch.uint8)
+            self._pred = torch.full((n, h, w), NOT_CONFIDENT, dtype=torch.uint8, device=probs.device)
         if epoch != self._pred_epoch:
             self._pred.fill_(NOT_CONFIDENT)  # an image missed this epoch must not reuse stale predictions
             self._pred_epoch = epoch
         codes = encode_confident(probs.detach(), self.params.tau_fg, self.params.tau_bg)
-        self._pred[indices.to(torch.long).cpu()] = codes.cpu()
+        self._pred[indices.to(self._pred.device, torch.long)] = codes
 
     def on_epoch_end(self, epoch: int, labels: torch.Tensor, train_iou: TrainIoU) -> None:
         p = self.params

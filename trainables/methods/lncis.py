@@ -57,20 +57,21 @@ def lncis_roles(logits: torch.Tensor, labels: torch.Tensor, gamma: float,
 
 def lncis_loss(logits: torch.Tensor, labels: torch.Tensor, stage: int, gamma: float, A: float,
                isolate: bool, ignore_index: int
-               ) -> tuple[torch.Tensor, dict[str, float], dict[str, int]]:
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float], dict[str, torch.Tensor]]:
     """Loss_1 (Eq. 2, CE on all pixels) or Loss_2 (Eq. 4, see the module docstring), both divided
-    by the number N of valid pixels. Returns (loss, its {ce, rce} parts, pixel count per role).
-    Roles are counted in stage 1 too: they show what stage 2 would do (e.g. to choose gamma)."""
+    by the number N of valid pixels. Returns (loss, its {ce, rce} parts, pixel count per role), the
+    parts and counts as 0-dim tensors on the logits' device (no host sync per batch). Roles are
+    counted in stage 1 too: they show what stage 2 would do (e.g. to choose gamma)."""
     roles = lncis_roles(logits, labels, gamma, ignore_index)
-    counts = dict(zip(roles, torch.stack([m.sum() for m in roles.values()]).tolist()))  # one sync
+    counts = dict(zip(roles, torch.stack([m.sum() for m in roles.values()]).unbind()))
     ce = ce_map(logits, labels, ignore_index)
     if stage == 1:
         ce = mean_valid(ce, labels, ignore_index)
-        return ce, {"ce": ce.item(), "rce": 0.0}, counts
+        return ce, {"ce": ce.detach(), "rce": 0.0}, counts
     rce_pixels = roles["other"] if isolate else roles["other"] | roles["PON"]
     ce = mean_valid(ce * (roles["N"] | roles["PSN"]), labels, ignore_index)
     rce = mean_valid(rce_map(logits, labels, A, ignore_index) * rce_pixels, labels, ignore_index)
-    return ce + rce, {"ce": ce.item(), "rce": rce.item()}, counts
+    return ce + rce, {"ce": ce.detach(), "rce": rce.detach()}, counts
 
 
 class Lncis(Method):
@@ -92,34 +93,37 @@ class Lncis(Method):
         super().__init__(params, ctx)
         self.stage2_start = stage2_start(params.e1_frac, ctx.epochs)
         self._epoch = -1  # epoch whose role counts are held
-        self._counts = dict.fromkeys(ROLES, 0)
+        self._counts: dict[str, torch.Tensor | int] = dict.fromkeys(ROLES, 0)  # device tensors while training
 
     def stage(self, epoch: int) -> int:
         return 2 if epoch >= self.stage2_start else 1
 
     def loss(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+             epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         p = self.params
         loss, parts, counts = lncis_loss(model(images).float(), labels, self.stage(epoch), p.gamma,
                                          p.A, p.isolate, self.ctx.ignore_index)
         self._count(epoch, counts)
         return loss, parts
 
-    def _count(self, epoch: int, counts: dict[str, int]) -> None:
+    def _count(self, epoch: int, counts: dict[str, torch.Tensor]) -> None:
         # The counters restart with the first batch of a new epoch, so diagnostics() reports the
         # epoch trained last whether the engine asks before or after on_epoch_end.
         if epoch != self._epoch:
             self._epoch, self._counts = epoch, dict.fromkeys(ROLES, 0)
         for role, n in counts.items():
-            self._counts[role] += n
+            self._counts[role] = self._counts[role] + n
+
+    def _counts_read(self) -> dict[str, int]:
+        return {r: int(n) for r, n in self._counts.items()}
 
     def diagnostics(self) -> dict[str, Any]:
-        out: dict[str, Any] = {f"role/{r}": n for r, n in self._counts.items()}
+        out: dict[str, Any] = {f"role/{r}": n for r, n in self._counts_read().items()}
         out["stage"] = self.stage(self._epoch) if self._epoch >= 0 else 1
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._epoch, "counts": dict(self._counts)}
+        return {"epoch": self._epoch, "counts": self._counts_read()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._epoch = int(state["epoch"])

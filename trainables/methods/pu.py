@@ -78,26 +78,31 @@ def unlabeled_map(logits: torch.Tensor, kind: str, *, unlabeled_weight: float, f
 
 def pu_pixel_loss(logits: torch.Tensor, labels: torch.Tensor, kind: str, *, ignore_index: int,
                   unlabeled_weight: float = 1.0, fade: float = 1.0, bootstrap_beta: float = 0.8
-                  ) -> tuple[torch.Tensor, dict[str, float]]:
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(1/N) [sum_P -log p_y + sum_U l_U] for ``kind`` in ce / weighted / exponential /
-    bootstrap_hard. Parts: the P and U sums, each divided by N (they add up to the loss)."""
+    bootstrap_hard. Parts: the P and U sums, each divided by N (they add up to the loss), as
+    detached tensors (no host sync)."""
     logits = logits.float()
     u_loss = unlabeled_map(logits, kind, unlabeled_weight=unlabeled_weight, fade=fade,
                            bootstrap_beta=bootstrap_beta)
     # ce_map is 0 on void pixels, and void pixels are not labelled 0
     positive = mean_valid(ce_map(logits, labels, ignore_index) * (labels != 0), labels, ignore_index)
     unlabeled = mean_valid(u_loss * (labels == 0), labels, ignore_index)
-    return positive + unlabeled, {"pu/positive": positive.item(), "pu/unlabeled": unlabeled.item()}
+    return positive + unlabeled, {"pu/positive": positive.detach(), "pu/unlabeled": unlabeled.detach()}
 
 
-def pu_risk_loss(logits: torch.Tensor, labels: torch.Tensor, prior: float, *, ignore_index: int,
+def pu_risk_loss(logits: torch.Tensor, labels: torch.Tensor, prior: float | torch.Tensor, *, ignore_index: int,
                  nonnegative: bool, beta: float = 0.0, gamma: float = 1.0
-                 ) -> tuple[torch.Tensor, dict[str, float]]:
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
     """uPU / nnPU risk with the sigmoid loss plus the foreground-class CE of positives (formulas in
     the module docstring). Returns the quantity to differentiate (with nnPU's correction step:
     -gamma * R_neg + class term when R_neg < -beta) and the risk terms; ``risk/objective`` is the
-    (non-negative-corrected) risk estimate R_pos + max(R_neg, -beta) for nnPU."""
+    (non-negative-corrected) risk estimate R_pos + max(R_neg, -beta) for nnPU. ``prior`` may be a
+    0-dim tensor; the step is chosen on the device (torch.where) and the terms are detached tensors,
+    so nothing is read back to the host."""
     logits = logits.float()
+    if isinstance(prior, torch.Tensor):
+        prior = prior.to(logits.dtype)  # as a Python float would be: rounded to the logits' dtype
     valid = valid_mask(labels, ignore_index)
     positive = valid & (labels != 0)
     n_pos = positive.sum().clamp(min=1)
@@ -107,14 +112,16 @@ def pu_risk_loss(logits: torch.Tensor, labels: torch.Tensor, prior: float, *, ig
              - prior * ((1.0 - p0) * positive).sum() / n_pos)
     fg_labels = torch.where(positive, labels - 1, torch.full_like(labels, -100))
     classes = mean_valid(ce_map(logits[:, 1:], fg_labels, -100), labels, ignore_index)  # -log P(y|fg)
-    corrected = nonnegative and r_neg.item() < -beta
-    if corrected:
-        loss, objective = -gamma * r_neg + classes, r_pos.item() - beta
+    plain, risk = r_pos + r_neg + classes, (r_pos + r_neg).detach().double()
+    if nonnegative:
+        corrected = r_neg.detach() < -beta
+        loss = torch.where(corrected, -gamma * r_neg + classes, plain)
+        objective = torch.where(corrected, r_pos.detach().double() - beta, risk)
+        flag: torch.Tensor | float = corrected.double()
     else:
-        loss, objective = r_pos + r_neg + classes, (r_pos + r_neg).item()
-    return loss, {"risk/positive": r_pos.item(), "risk/negative": r_neg.item(),
-                  "risk/objective": objective, "risk/classes": classes.item(),
-                  "nnpu/corrected": float(corrected)}
+        loss, objective, flag = plain, risk, 0.0
+    return loss, {"risk/positive": r_pos.detach(), "risk/negative": r_neg.detach(),
+                  "risk/objective": objective, "risk/classes": classes.detach(), "nnpu/corrected": flag}
 
 
 def fade_weight(epoch: int, fade_in_epochs: int) -> float:
@@ -155,11 +162,12 @@ class PULearning(Method):
     def __init__(self, params: Params, ctx: MethodContext):
         super().__init__(params, ctx)
         # labelled-foreground and valid pixels of all training batches seen: the prior estimate
-        self._fg_pixels = 0
-        self._valid_pixels = 0
+        # (int64 tensors on the training device once training started: no host sync per batch)
+        self._fg_pixels: torch.Tensor | int = 0
+        self._valid_pixels: torch.Tensor | int = 0
 
     def labelled_fraction(self) -> float:
-        return self._fg_pixels / max(self._valid_pixels, 1)
+        return int(self._fg_pixels) / max(int(self._valid_pixels), 1)
 
     def prior(self) -> float | None:
         """pi: given, estimated from the drop rate, or None (not needed by the non-risk losses)."""
@@ -169,15 +177,24 @@ class PULearning(Method):
             return None
         return min(1.0, self.labelled_fraction() / (1.0 - self.params.drop_rate))
 
+    def _prior_on_device(self) -> float | torch.Tensor | None:
+        """:meth:`prior` without a host read: the estimate as a float64 tensor on the counters'
+        device (the same IEEE operations as the float version)."""
+        fg, valid = self._fg_pixels, self._valid_pixels
+        if self.params.prior is not None or self.params.drop_rate is None or not isinstance(fg, torch.Tensor):
+            return self.prior()
+        fraction = fg.double() / torch.as_tensor(valid).clamp(min=1).double()
+        return (fraction / (1.0 - self.params.drop_rate)).clamp(max=1.0)
+
     def loss(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
+             epoch: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | float]]:
         p, ii = self.params, self.ctx.ignore_index
         valid = valid_mask(labels, ii)
-        self._fg_pixels += int((valid & (labels != 0)).sum())
-        self._valid_pixels += int(valid.sum())
+        self._fg_pixels = self._fg_pixels + (valid & (labels != 0)).sum()
+        self._valid_pixels = self._valid_pixels + valid.sum()
         logits = model(images)
         if p.pu_loss in RISK_LOSSES:
-            return pu_risk_loss(logits, labels, self.prior(), ignore_index=ii,
+            return pu_risk_loss(logits, labels, self._prior_on_device(), ignore_index=ii,
                                 nonnegative=p.pu_loss == "nnpu", beta=p.nnpu_beta, gamma=p.nnpu_gamma)
         return pu_pixel_loss(logits, labels, p.pu_loss, ignore_index=ii,
                              unlabeled_weight=p.unlabeled_weight,
@@ -191,7 +208,7 @@ class PULearning(Method):
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"fg_pixels": self._fg_pixels, "valid_pixels": self._valid_pixels}
+        return {"fg_pixels": int(self._fg_pixels), "valid_pixels": int(self._valid_pixels)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._fg_pixels = int(state["fg_pixels"])

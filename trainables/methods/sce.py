@@ -11,12 +11,12 @@ from .base import Method
 
 
 def sce_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float, A: float,
-             ignore_index: int) -> tuple[torch.Tensor, dict[str, float]]:
+             ignore_index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """SCE = (1/N) sum_i [alpha CE_i + beta RCE_i], CE_i = -log p_{y_i}, RCE_i = -A (1 - p_{y_i})
-    (see :func:`~._losses.rce_map`); N = number of valid (non-void) pixels."""
+    (see :func:`~._losses.rce_map`); N = number of valid (non-void) pixels. Parts: detached tensors."""
     ce = mean_valid(ce_map(logits, labels, ignore_index), labels, ignore_index)
     rce = mean_valid(rce_map(logits, labels, A, ignore_index), labels, ignore_index)
-    return alpha * ce + beta * rce, {"ce": ce.item(), "rce": rce.item()}
+    return alpha * ce + beta * rce, {"ce": ce.detach(), "rce": rce.detach()}
 
 
 class SymmetricCE(Method):

@@ -409,7 +409,7 @@ def test_multiscale_loss_on_a_real_model_has_gradients_and_padded_sizes():
     assert set(logs) == {"ce", "consistency", "consistency_images"} and logs["consistency"] > 0
     loss.backward()
     assert net.conv.weight.grad is not None and float(net.conv.weight.grad.abs().sum()) > 0
-    assert loss.item() == pytest.approx(logs["ce"] + logs["consistency"], rel=1e-5)
+    assert loss.item() == pytest.approx(float(logs["ce"] + logs["consistency"]), rel=1e-5)
     assert scaled_size(40, 40, 0.7) == (28, 28)
 
 

@@ -130,7 +130,9 @@ def test_loss_with_a_model_backpropagates(kind):
     labels[0, 0] = V
     loss, parts = method.loss(model, torch.randn(2, 3, 6, 6), labels, epoch=1)
     loss.backward()
-    assert loss.ndim == 0 and all(isinstance(v, float) for v in parts.values())
+    # terms stay on the device (detached 0-dim tensors, or plain floats): no host sync per batch
+    assert loss.ndim == 0 and all(isinstance(v, float) or (v.ndim == 0 and not v.requires_grad)
+                                  for v in parts.values())
     assert model.weight.grad.abs().sum() > 0
 
 

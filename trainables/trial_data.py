@@ -1,0 +1,60 @@
+"""A trial's data: decoded once, training labels corrupted once, as uint8 tensors that share the
+decoded arrays' memory (Ray's object store included) wherever nothing writes to them."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import TrialConfig
+from .data import SegData, create_dataset
+from .errors import UserError
+from .hot_path import nbytes
+from .metrics import label_miou
+from .noise import NoiseContext, apply_noise, transform_clean
+
+
+@dataclass
+class TrialData:
+    """Everything a trial trains and evaluates on: uint8 tensors on the host (the engine moves them to
+    the GPU when its plan keeps the dataset resident)."""
+
+    images: dict[str, torch.Tensor]  # split -> uint8 [N, H, W, 3]
+    clean: dict[str, torch.Tensor]  # split -> uint8 [N, H, W]
+    noisy: torch.Tensor  # uint8 [N, H, W], the training labels as corrupted once
+    class_names: list[str]
+    ignore_index: int
+    noise_miou: float  # corruption level: mIoU of the noisy training labels vs the clean ones
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor sharing ``array``'s memory. Arrays from Ray's object store are read-only; the
+    engine never writes into these tensors (labels a method may rewrite are cloned first), so sharing is
+    safe and spares a copy of the dataset per trial."""
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def prepare_data(cfg: TrialConfig, dataset: SegData | None = None) -> TrialData:
+    """Decode (unless given) and corrupt the training labels once, deterministically in the seed."""
+    data = dataset if dataset is not None else create_dataset(cfg.dataset)
+    if len(data.train) == 0 or len(data.val) == 0 or len(data.test) == 0:
+        empty = [s for s, sp in data.splits().items() if len(sp) == 0]
+        raise UserError(f"dataset: split(s) {', '.join(empty)} are empty; check dataset.root and max_images")
+    k = data.num_classes
+    clean = {s: _tensor(transform_clean(sp.masks, cfg.noise)) for s, sp in data.splits().items()}
+    ctx = NoiseContext(k, data.ignore_index, data.train.instances)
+    noisy = _tensor(apply_noise(data.train.masks, cfg.noise, cfg.effective_noise_seed, ctx))
+    images = {s: _tensor(sp.images) for s, sp in data.splits().items()}
+    return TrialData(images, clean, noisy, list(data.class_names), data.ignore_index,
+                     label_miou(noisy, clean["train"], k, data.ignore_index))
+
+
+def data_bytes(data: TrialData) -> int:
+    """Bytes of the uint8 arrays a trial would put on its device."""
+    return nbytes([*data.images.values(), *data.clean.values(), data.noisy])
