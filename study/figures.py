@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .stats import summarize
 
-SHOWN_PARAMS = 3  # searched parameters named in a per-trial legend entry
+SHOWN_PARAMS = 4  # searched parameters named in a per-trial legend entry
 
 
 def _plt():
@@ -29,7 +29,7 @@ def _integer_epochs(ax) -> None:
 
 def _save(plt, fig, fig_dir: Path, name: str, names: list[str]) -> None:
     fig.tight_layout()
-    fig.savefig(fig_dir / name, dpi=90)
+    fig.savefig(fig_dir / name, dpi=90, bbox_inches="tight")
     plt.close(fig)
     names.append(name)
 
