@@ -35,6 +35,7 @@ from .stats import LEVEL, Summary, paired, summarize, verdict
 
 SUMMARY = ("best_val", "max_test", "last")
 COMPARED = ("best_val", "last")  # the verdict's numbers: chosen on validation, and the last epoch
+LEARNED = 0.3  # a class counts as learned from the first epoch its training IoU reaches this
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -135,7 +136,7 @@ def write_report(exp_dir: str | Path) -> Path:
     fig_dir.mkdir(parents=True, exist_ok=True)
     metric = spec.metric.name
     rows: dict[str, list[dict]] = {k: [] for k in ("trials", "final", "table", "comparisons", "importances")}
-    verdict_md, replication_md, search_lines, figs = [], [], [], []
+    verdict_md, replication_md, premise_md, search_lines, figs = [], [], [], [], []
     for condition in spec.condition_list():
         slug = condition_slug(condition)
         states = optuna_states(spec, exp_dir, slug)
@@ -158,6 +159,7 @@ def write_report(exp_dir: str | Path) -> Path:
         names = display_names(spec, condition, order)
         verdict_md += _verdict_section(spec, slug, by_label, order, names, rows)
         replication_md += _replication_lines(slug, by_label, order, names)
+        premise_md += _premise_lines(slug, histories, order, names)
 
         imp = _importances(spec, exp_dir, slug)
         rows["importances"] += imp
@@ -171,7 +173,7 @@ def write_report(exp_dir: str | Path) -> Path:
 
     for name, data in rows.items():
         write_csv(out / f"{name}.csv", data)
-    (out / "report.md").write_text(_markdown(spec, verdict_md, replication_md, search_lines, figs))
+    (out / "report.md").write_text(_markdown(spec, verdict_md, replication_md, premise_md, search_lines, figs))
     return out / "report.md"
 
 
@@ -266,6 +268,40 @@ def _replication_lines(slug: str, by_label: dict, order: list[str], names: dict)
     return lines
 
 
+def learning_epoch(history: list[dict], cls: str, level: float = LEARNED) -> int | None:
+    """First epoch whose training IoU of ``cls`` (vs the labels trained on) reaches ``level``."""
+    return next((int(h["epoch"]) for h in history if (h.get(f"train_iou/{cls}") or 0) >= level), None)
+
+
+def _premise_lines(slug: str, histories: dict[str, list[list[dict]]], order: list[str], names: dict) -> list[str]:
+    """Per configuration (median over its seeds): the epoch each class is learned, the IoU_el peak
+    (epoch, value) and the last IoU_el / IoU_m: does the data show what the methods rely on?"""
+    def med(xs):
+        xs = sorted(x for x in xs if x is not None)
+        return None if not xs else xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+    def num(x, f="{:g}"):
+        return "never" if x is None else f.format(x)
+
+    lines = []
+    for lab in order:
+        runs = [h for h in histories.get(lab, []) if h]
+        if not runs:
+            continue
+        classes = [k.split("/", 1)[1] for k in runs[0][-1] if k.startswith("train_iou/")][1:]  # foreground
+        cells = []
+        for c in classes:
+            epochs = [learning_epoch(h, c) for h in runs]
+            learned = [e for e in epochs if e is not None]
+            cells.append(f"{c} {num(med(learned)) if len(learned) * 2 > len(runs) else 'never'}")
+        peaks = [max(h, key=lambda r: r.get("iou_el") or -1) for h in runs]
+        lines.append(f"| {slug} | {names[lab]} | {len(runs)} | {', '.join(cells)} | "
+                     f"{num(med([p['epoch'] for p in peaks]))} ({num(med([p.get('iou_el') for p in peaks]), '{:.3f}')}) | "
+                     f"{num(med([h[-1].get('iou_el') for h in runs]), '{:.3f}')} / {num(med([h[-1].get('iou_m') for h in runs]), '{:.3f}')} | "
+                     f"{num(med([h[-1].get('label_miou') for h in runs]), '{:.3f}')} |")
+    return lines
+
+
 def _params_str(params: dict) -> str:
     return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
@@ -284,8 +320,8 @@ def _importances(spec: StudySpec, exp_dir: Path, slug: str) -> list[dict]:
     return [{"condition": slug, "parameter": k, "importance": v, "complete_trials": len(done)} for k, v in imp.items()]
 
 
-def _markdown(spec: StudySpec, verdict_md: list[str], replication_md: list[str], search_lines: list[str],
-              figs: list[str]) -> str:
+def _markdown(spec: StudySpec, verdict_md: list[str], replication_md: list[str], premise_md: list[str],
+              search_lines: list[str], figs: list[str]) -> str:
     seeds = ", ".join(map(str, spec.final.seeds))
     lines = [f"# Study {spec.name}", "",
              f"Metric for model selection: `{spec.metric.name}` ({spec.metric.goal}, validation); "
@@ -303,6 +339,14 @@ def _markdown(spec: StudySpec, verdict_md: list[str], replication_md: list[str],
              "compare with the papers' tables and is never used to choose anything.", "",
              "| condition | configuration | seed | best-val | max-test | last | label mIoU |",
              "|---|---|---|---|---|---|---|", *replication_md, "",
+             "## Does the data show early learning, then memorisation?", "",
+             f"Medians over each configuration's replicates. A class is learned from the first epoch its "
+             f"training IoU (vs the labels trained on) reaches {LEARNED}; IoU_el / IoU_m are measured on the "
+             "training pixels whose noisy label is wrong (IoU of the prediction with the clean / the noisy "
+             "label). Label-correcting methods need classes learned at different epochs and an IoU_el peak "
+             "before memorisation (IoU_m rising).", "",
+             "| condition | configuration | n | class learned at epoch | IoU_el peak: epoch (value) | "
+             "last IoU_el / IoU_m | last label mIoU |", "|---|---|---|---|---|---|---|", *premise_md, "",
              "## Search", "", "| condition | trials | Optuna states | best | parameters |", "|---|---|---|---|---|",
              *search_lines, "", "## Figures", ""]
     lines += [f"![{f}](figures/{f})" for f in figs]
