@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from .errors import UserError
 
 STATE_FILE = "state.pt"
 FORMAT = 1
+STAGING_PREFIX = "ckpt-"  # the engine stages each checkpoint in <scratch>/ckpt-XXXX before handing it on
 
 
 def save_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:
@@ -32,6 +34,23 @@ def save_checkpoint(state: dict[str, Any], directory: str | Path) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, final)
     return final
+
+
+def remove_staged(root: str | Path) -> list[Path]:
+    """Delete what interrupted checkpoint writes left in ``root``: staging folders
+    (``ckpt-*``, possibly holding a partial ``state.pt.tmp``) and checkpoint folders without a
+    complete ``state.pt``. Returns what was removed."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    gone = []
+    for path in sorted(root.iterdir()):
+        staged = path.name.startswith(STAGING_PREFIX)
+        incomplete = path.name.startswith("epoch_") and not (path / STATE_FILE).is_file()
+        if path.is_dir() and not path.is_symlink() and (staged or incomplete):
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(path)
+    return gone
 
 
 def load_checkpoint(directory: str | Path) -> dict[str, Any]:

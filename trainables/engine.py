@@ -49,8 +49,9 @@ PANEL_IMAGES = 4  # training images shown to the reporter as (image, clean, nois
 
 
 class Reporter(Protocol):
-    def report(self, metrics: dict, checkpoint_dir: str, images: dict | None = None) -> None:
-        """Called once per completed epoch; ``checkpoint_dir`` is deleted after this returns."""
+    def report(self, metrics: dict, checkpoint_dir: str | None, images: dict | None = None) -> None:
+        """Called once per completed epoch; ``checkpoint_dir`` is deleted after this returns. The
+        epoch at which the trial diverged (``metrics["diverged"]``) comes without a checkpoint."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -273,11 +274,22 @@ class Trainer:
         return (epoch + 1) % self.cfg.eval_every == 0 or epoch + 1 == self.cfg.train.epochs
 
     # -- one epoch --------------------------------------------------------------------------
+    def _diverged(self, epoch: int, lr: float, loss: float, t0: float) -> dict:
+        """The metrics of an epoch whose training loss is not finite: the trial stops there."""
+        self.epoch = epoch + 1
+        metrics = {"epoch": self.epoch, "lr": lr, "train_loss": loss, "diverged": True,
+                   "diverged_epoch": self.epoch, "diverged_reason": f"non-finite train loss ({loss})",
+                   **self.history.summary(), "epoch_time_s": time.perf_counter() - t0}
+        return _jsonable(metrics)
+
     def run_epoch(self, progress: bool = False, want_images: bool = False) -> tuple[dict, dict | None]:
         epoch = self.epoch
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         t0 = time.perf_counter()
         logs = self.train_epoch(epoch, progress)
+        loss = float(logs["train_loss"])  # once per epoch, never per batch
+        if not math.isfinite(loss):  # diverged: stop here, no evaluation of broken weights
+            return self._diverged(epoch, lr, loss, t0), None
         train_time = time.perf_counter() - t0
         # (checks on the epoch's training loss go here, before the evaluation pass)
         splits = ("val", "test") if self.is_eval_epoch(epoch) else ()
@@ -344,6 +356,9 @@ def run_trainer(trainer: Trainer, reporter: Reporter, *, resume_from: str | Path
     while trainer.epoch < trainer.cfg.train.epochs:
         want_images = images_every > 0 and (trainer.epoch + 1) % images_every == 0
         metrics, images = trainer.run_epoch(progress, want_images)
+        if metrics.get("diverged"):  # reported without a checkpoint: no broken weights are kept
+            reporter.report(metrics, None, None)
+            break
         staging = Path(tempfile.mkdtemp(prefix="ckpt-", dir=scratch_dir))
         try:
             save_checkpoint(trainer.state_dict(), staging)

@@ -4,6 +4,8 @@ Runs one trial without Ray. Results go to ``--out`` (default ``runs/<config name
 ``config.yaml`` (the resolved config, re-runnable as is), ``metrics.jsonl`` (one JSON object per
 epoch), ``checkpoints/epoch_NNNN/`` (after every epoch, the last 3 kept), ``summary.json`` at the end.
 Bad input prints one line naming the key or file and exits with status 2, before anything is written.
+A trial whose training loss becomes non-finite stops there, is marked diverged in ``metrics.jsonl``
+and ``summary.json``, and the CLI exits with status 3.
 """
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
+from .checkpoint import remove_staged
 from .errors import UserError
+from .paths import check_writable_dir, make_dir
 
 KEEP_CHECKPOINTS = 3
+EXIT_DIVERGED = 3  # the trial stopped on a non-finite loss (user errors exit 2)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -41,12 +46,16 @@ class FileReporter:
         self.quiet = quiet
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
 
-    def report(self, metrics: dict, checkpoint_dir: str, images: dict | None = None) -> None:
+    def report(self, metrics: dict, checkpoint_dir: str | None, images: dict | None = None) -> None:
         epoch = metrics["epoch"]
         # metrics first, then the checkpoint: a crash in between leaves a metrics line that the
         # resume drops (it lies beyond the last checkpoint), never a checkpoint without its metrics
         with open(self.out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(metrics) + "\n")
+        if checkpoint_dir is None:  # the epoch the trial diverged at: nothing worth keeping
+            if not self.quiet:
+                print(f"epoch {epoch}/{self.total} | {metrics.get('diverged_reason', 'diverged')}", flush=True)
+            return
         target = self.out / "checkpoints" / f"epoch_{epoch:04d}"
         if target.exists():
             shutil.rmtree(target)
@@ -87,7 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key, e.g. --set train.epochs=5 --set noise.0.rate=0.3")
     ap.add_argument("--out", type=Path, help="result directory (default: runs/<config name>)")
-    ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from the last checkpoint in --out (without CONFIG: the run's config.yaml); a "
+                         "run killed before its first checkpoint starts over with the same config")
     ap.add_argument("--images-every", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return ap.parse_args(argv)
@@ -108,14 +119,24 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .config import dump_trial_config, load_trial_config
 
-    cfg = load_trial_config(args.config, args.overrides)
     out = args.out or Path("runs") / (Path(args.config).stem if args.config else "default")
+    config = args.config
+    if config is None and args.resume and (out / "config.yaml").is_file():
+        config = out / "config.yaml"  # --resume without CONFIG: the run's own config
+    cfg = load_trial_config(config, args.overrides)
+    check_writable_dir(out, "--out")
     resume_from = None
     if args.resume:
+        _refuse_diverged(out)
         found = checkpoints(out)
-        if not found:
-            raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}; start without --resume")
-        resume_from = found[-1]
+        if found:
+            resume_from = found[-1]
+        elif (out / "config.yaml").is_file() or (out / "metrics.jsonl").is_file():
+            # killed before its first checkpoint: nothing to continue, start over with the same config
+            _check_same_config(cfg, out / "config.yaml")
+            print(f"note: no checkpoint in {out / 'checkpoints'}; starting the run from scratch", file=sys.stderr)
+        else:
+            print(f"note: no earlier run in {out}; starting it", file=sys.stderr)
     elif (out / "config.yaml").exists() or (out / "metrics.jsonl").exists():
         raise UserError(f"--out {out}: holds an earlier run; use --resume to continue it or choose another --out")
 
@@ -125,10 +146,12 @@ def _run(args: argparse.Namespace) -> int:
     from .engine import Trainer, prepare_data, run_trainer
 
     trainer = Trainer(cfg, prepare_data(cfg, create_dataset(cfg.dataset)))
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "--out")
+    _remove_debris(out)  # what writes a crash interrupted left behind
     if resume_from is not None:
         _truncate_metrics(out, int(resume_from.name.split("_")[1]))
     else:
+        (out / "metrics.jsonl").unlink(missing_ok=True)  # lines of a run killed before its first checkpoint
         _atomic_write(out / "config.yaml", dump_trial_config(cfg))
     print(f"noisyseg: {cfg.method.name} on {cfg.dataset.name} -> {out}"
           + (f" (resuming after {resume_from.name})" if resume_from else ""), flush=True)
@@ -136,9 +159,47 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_trainer(trainer, reporter, resume_from=resume_from, progress=not args.quiet,
                           images_every=args.images_every, scratch_dir=out / "checkpoints")
     _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    _remove_debris(out)
+    if summary.get("diverged"):
+        print(f"error: diverged at epoch {summary['diverged_epoch']}: {summary['diverged_reason']}; the run "
+              f"stopped (see {out / 'summary.json'}); lower train.lr or use another --out", file=sys.stderr)
+        return EXIT_DIVERGED
     keys = ("best_val_miou", "best_val", "max_test", "last", "noise_miou", "label_miou")
     print("summary: " + ", ".join(f"{k} {_fmt(summary.get(k))}" for k in keys), flush=True)
     return 0
+
+
+def _remove_debris(out: Path) -> None:
+    """Staged checkpoints (``checkpoints/ckpt-*``) and half-written ``*.tmp`` files of a killed run."""
+    remove_staged(out / "checkpoints")
+    for tmp in out.glob("*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _refuse_diverged(out: Path) -> None:
+    """A diverged run is finished: resuming it would only diverge again."""
+    path = out / "summary.json"
+    try:
+        summary = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return
+    if isinstance(summary, dict) and summary.get("diverged"):
+        raise UserError(f"--resume: the run in {out} diverged at epoch {summary.get('diverged_epoch')} "
+                        f"({summary.get('diverged_reason')}); start a new --out with a lower train.lr")
+
+
+def _check_same_config(cfg, stored: Path) -> None:
+    """Starting over must use the config the interrupted run was started with."""
+    if not stored.is_file():
+        return
+    from .config import load_trial_config
+    from .engine import _comparable
+
+    mine, theirs = _comparable(cfg.to_dict()), _comparable(load_trial_config(stored).to_dict())
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        raise UserError(f"--resume: {stored} was written with a different config ({', '.join(diff[:5])} differ); "
+                        "resume with the config the run was started with (or omit CONFIG to use it)")
 
 
 if __name__ == "__main__":

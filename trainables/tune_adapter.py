@@ -18,6 +18,7 @@ import numpy as np
 from .config import TrialConfig, parse_trial, set_value
 
 IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
+SCRATCH_PREFIX = "noisyseg-"  # <tmp>/noisyseg-<pid>-XXXX: a trial's staged checkpoints
 
 
 def with_values(trial: dict, values: dict[str, Any]) -> dict:
@@ -42,14 +43,51 @@ class TuneReporter:
     def __init__(self, epochs_total: int):
         self.epochs_total = epochs_total
 
-    def report(self, metrics: dict, checkpoint_dir: str, images: dict | None = None) -> None:
+    def report(self, metrics: dict, checkpoint_dir: str | None, images: dict | None = None) -> None:
         from ray import tune
 
+        if checkpoint_dir is None:  # diverged: the trial ends with this result (Optuna: FAIL)
+            tune.report({**metrics, "epochs_total": self.epochs_total})
+            return
         if images:
             arrays = {k: np.asarray(v) for k, v in images.items()}
             np.savez(os.path.join(checkpoint_dir, IMAGES_FILE), epoch=np.asarray(metrics.get("epoch", 0)), **arrays)
         tune.report({**metrics, "epochs_total": self.epochs_total},
                     checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+
+
+def remove_dead_scratch(root: str | None = None) -> list[str]:
+    """Delete the scratch folders of trial processes that no longer run (killed mid-checkpoint,
+    they may hold a partial state.pt.tmp); folders of live processes are left alone."""
+    root = root or tempfile.gettempdir()
+    gone = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return gone
+    for name in names:
+        pid, sep, _ = name[len(SCRATCH_PREFIX):].partition("-")
+        if not name.startswith(SCRATCH_PREFIX) or not sep or not pid.isdigit() or _alive(int(pid)):
+            continue
+        path = os.path.join(root, name)
+        try:
+            if os.stat(path).st_uid != os.getuid():
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        gone.append(path)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def train(config: dict[str, Any], dataset: Any = None) -> None:
@@ -62,7 +100,8 @@ def train(config: dict[str, Any], dataset: Any = None) -> None:
     cfg = trial_config(config)
     resume_from = None
     checkpoint = tune.get_checkpoint()
-    scratch = tempfile.mkdtemp(prefix="noisyseg-")
+    remove_dead_scratch()
+    scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
     try:
         if checkpoint is not None:
             resume_from = checkpoint.to_directory(os.path.join(scratch, "resume"))
