@@ -49,6 +49,8 @@ def best_trial(fig_dir: Path, slug: str, best: dict) -> list[str]:
         return names
     epochs = [h["epoch"] for h in hist]
     classes = [k.split("/", 1)[1] for k in hist[-1] if k.startswith("train_iou/")]
+    if not classes:
+        return names
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, cname in enumerate(classes):
         line, = ax.plot(epochs, [h.get(f"train_iou/{cname}") for h in hist], marker=".", label=cname)

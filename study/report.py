@@ -30,6 +30,7 @@ from trainables.config import dump_trial_config, parse_trial
 from trainables.errors import UserError
 
 from . import figures
+from .failures import trial_failure
 from .spec import StudySpec, condition_slug, load_study, set_keys, with_condition
 from .stats import LEVEL, Summary, paired, summarize, verdict
 
@@ -59,8 +60,10 @@ def read_trials(ray_dir: Path) -> list[dict]:
                 trial_id = row.get("trial_id", trial_id)
                 by_epoch[int(row.get("epoch", row.get("training_iteration", 0)))] = row
         history = [by_epoch[e] for e in sorted(by_epoch)]
+        last = history[-1] if history else {}
         out.append({"trial_id": trial_id or tdir.name, "dir": str(tdir), "config": config,
-                    "params": params_of(config), "history": history, "last": history[-1] if history else {}})
+                    "params": params_of(config), "history": history, "last": last,
+                    "failure": trial_failure(tdir, last)})
     seen: dict[str, dict] = {}
     for t in out:  # one entry per trial id
         seen[t["trial_id"]] = t
@@ -137,6 +140,7 @@ def write_report(exp_dir: str | Path) -> Path:
     metric = spec.metric.name
     rows: dict[str, list[dict]] = {k: [] for k in ("trials", "final", "table", "comparisons", "importances")}
     verdict_md, replication_md, premise_md, search_lines, figs = [], [], [], [], []
+    failed_replicates: list[str] = []
     for condition in spec.condition_list():
         slug = condition_slug(condition)
         states = optuna_states(spec, exp_dir, slug)
@@ -148,14 +152,17 @@ def write_report(exp_dir: str | Path) -> Path:
         histories: dict[str, list[list[dict]]] = {}
         for t in finals:
             rep = replica_of(t)
-            by_label.setdefault(rep["label"], {})[rep.get("seed")] = t["last"]
+            if t["failure"]:
+                failed_replicates.append(f"{slug} {rep['label']} seed {rep.get('seed')}: {t['failure']}")
+            else:  # a failed or diverged replicate has no number to average: listed, not counted
+                by_label.setdefault(rep["label"], {})[rep.get("seed")] = t["last"]
             histories.setdefault(rep["label"], []).append(t["history"])
             rows["final"].append({"condition": slug, "config": rep["label"], "seed": rep.get("seed"),
-                                  "source_trial": rep.get("source_trial"), "epochs": t["last"].get("epoch"),
+                                  "source_trial": rep.get("source_trial"), "failure": t["failure"],
+                                  "epochs": t["last"].get("epoch"),
                                   metric: t["last"].get(metric), **{k: t["last"].get(k) for k in SUMMARY},
                                   **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
-        order = sorted(by_label, key=lambda lab: (not lab.startswith("tuned"), lab))
-        order = [lab for lab in order if lab.startswith("tuned")] + [b for b in spec.baselines if b in by_label]
+        order = sorted(lab for lab in by_label if lab.startswith("tuned")) + [b for b in spec.baselines if b in by_label]
         names = display_names(spec, condition, order)
         verdict_md += _verdict_section(spec, slug, by_label, order, names, rows)
         replication_md += _replication_lines(slug, by_label, order, names)
@@ -173,6 +180,7 @@ def write_report(exp_dir: str | Path) -> Path:
 
     for name, data in rows.items():
         write_csv(out / f"{name}.csv", data)
+    replication_md += [f"| failed | {f} | | | | | |" for f in failed_replicates]
     (out / "report.md").write_text(_markdown(spec, verdict_md, replication_md, premise_md, search_lines, figs))
     return out / "report.md"
 
@@ -182,24 +190,31 @@ def _search_rows(spec: StudySpec, condition: dict, slug: str, search: list[dict]
     """trials.csv rows and the search table line of one condition; writes best_<slug>.yaml.
     Returns the best full-budget trial by the study's (validation) metric."""
     metric = spec.metric.name
+    failed = []
     for t in search:
         st, last = states.get(t["trial_id"], {}), t["last"]
+        failure = t["failure"]
+        if failure:
+            failed.append(f"#{st.get('number', '?')} ({t['trial_id']}): {failure}")
         trial_rows.append({"condition": slug, "trial_id": t["trial_id"], "optuna_number": st.get("number"),
-                           "optuna_state": st.get("state"), "epochs": last.get("epoch"),
+                           "optuna_state": st.get("state"), "failure": failure, "epochs": last.get("epoch"),
                            "epochs_total": last.get("epochs_total"), metric: last.get(metric),
                            **{k: last.get(k) for k in SUMMARY}, **t["params"]})
-    full = [t for t in search if t["last"].get(metric) is not None
+    full = [t for t in search if t["last"].get(metric) is not None and not t["failure"]
             and t["last"].get("epoch", 0) >= t["last"].get("epochs_total", math.inf)]
     full.sort(key=lambda t: t["last"][metric], reverse=spec.metric.mode == "max")
     best = full[0] if full else None
     n_state: dict[str, int] = {}
     for t in search:
-        s = states.get(t["trial_id"], {}).get("state", "?")
+        s = states.get(t["trial_id"], {}).get("state") or ("FAIL" if t["failure"] else "?")
+        if t["failure"] and t["failure"].startswith("diverged"):
+            s = "FAIL (diverged)"
         n_state[s] = n_state.get(s, 0) + 1
     states_str = ", ".join(f"{k} {v}" for k, v in sorted(n_state.items()))
     best_str = "n/a" if best is None else f"{best['last'][metric]:.4f}"
     best_params = "" if best is None else _params_str(best["params"])
-    search_lines.append(f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |")
+    search_lines.append(f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |"
+                        + "".join(f"<br>failed {f}" for f in failed))
     if best is not None:
         trial = set_keys(with_condition(spec, condition), best["params"])
         (out / f"best_{slug}.yaml").write_text(dump_trial_config(parse_trial(trial)))
