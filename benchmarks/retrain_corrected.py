@@ -13,8 +13,8 @@ seeds, and the per-seed difference to the baseline.
     .venv/bin/python benchmarks/retrain_corrected.py --dataset synthetic --seeds 0 1 2 --confident
     .venv/bin/python benchmarks/retrain_corrected.py --dataset camvid --seeds 0 1 2
 
-``--dataset camvid`` reads ../shared/data/camvid at 96x128 with 80 / 30 / 60 train / val / test images
-and 25 epochs, so that it fits a shared CPU. ADELE runs with ``scales: [1.0]`` (label correction
+``--dataset camvid`` reads ../shared/data/camvid at 96x128 with 80 / 30 / 60 train / val / test images,
+30 epochs and the synthetic default's depth-3 UNet-resnet18, so that it fits a shared CPU. ADELE runs with ``scales: [1.0]`` (label correction
 without the multiscale consistency, which costs ~3.7x the forward/backward passes). Runs and
 exports already in ``--out`` are reused, so an interrupted benchmark resumes.
 """
@@ -34,8 +34,8 @@ from compare_methods import run_one  # noqa: E402
 
 DATASETS = {
     "synthetic": ("examples/synthetic.yaml", []),
-    "camvid": ("examples/camvid.yaml", ["dataset.size=[96, 128]",
-                                        "dataset.max_images={train: 80, val: 30, test: 60}", "train.epochs=25"]),
+    "camvid": ("examples/camvid.yaml", ["dataset.size=[96, 128]", "dataset.max_images={train: 80, val: 30, test: 60}",
+                                        "train.epochs=30", "model.kwargs={encoder_depth: 3, decoder_channels: [64, 32, 16]}"]),
 }
 ADELE = ["method.name=adele", "method.scales=[1.0]"]
 
