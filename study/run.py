@@ -15,10 +15,18 @@ from pathlib import Path
 
 import yaml
 
+import copy
+
 from trainables.config import apply_overrides, read_yaml
 from trainables.errors import ConfigError, UserError
+from trainables.paths import check_writable_dir, make_dir
 
+from .leftovers import stop_leftovers
+from .lock import ExperimentLock
+from .preflight import alive_nodes, check_resources, probe_cluster
 from .spec import StudySpec, condition_slug, load_study, parse_study
+from .trust import check_trusted
+from .validate import validate_study
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_DATA = {"synthetic": {"num_train": 16, "num_val": 8, "num_test": 8}}
@@ -54,7 +62,7 @@ def resolve_spec(path: str, *, smoke: bool, sets: list[str], storage: str | None
     extra += list(sets)
     if storage:
         extra.append(f"storage.path={storage}")
-    if num_samples:
+    if num_samples is not None:
         extra.append(f"search.num_samples={num_samples}")
     return parse_study(apply_study_overrides(raw, extra), path)
 
@@ -102,35 +110,79 @@ def check_data(spec: StudySpec) -> None:
             raise ConfigError(f"trial.dataset.root: {root}: no such folder")
 
 
-def prepare_experiment(spec: StudySpec, resume: bool) -> StudySpec:
-    """Refuse to overwrite; on --resume continue with the stored spec."""
+def choose_spec(spec: StudySpec, resume: bool) -> StudySpec:
+    """The spec to run, reading only: the given one for a new experiment; on --resume the one stored
+    in the experiment folder, whose storage is the folder being resumed (it may have been moved)."""
     exp_dir, _ = experiment_dirs(spec)
     stored = exp_dir / "study.yaml"
-    if stored.exists():
-        if not resume:
-            raise UserError(f"experiment {spec.name!r} already exists at {exp_dir}; pass --resume to continue it "
-                            "or choose another name (--set name=...)")
-        old = load_study(stored)
-        if old.to_dict() != spec.to_dict():
-            print(f"note: resuming with the spec stored in {stored} (it differs from the one given)", file=sys.stderr)
+    if not stored.exists():
+        if resume:
+            print(f"note: no experiment at {exp_dir}; starting it", file=sys.stderr)
+        return spec
+    if not resume:
+        raise UserError(f"experiment {spec.name!r} already exists at {exp_dir}; pass --resume to continue it "
+                        "or choose another name (--set name=...)")
+    old = relocate(load_study(stored), exp_dir)
+    if old.to_dict() != spec.to_dict():
+        print(f"note: resuming with the spec stored in {stored} (it differs from the one given)", file=sys.stderr)
+    return old
+
+
+def relocate(old: StudySpec, exp_dir: Path) -> StudySpec:
+    """A stored spec whose experiment now lives at ``exp_dir``: storage.path (and an Optuna
+    storage inside the old folder) follow the folder being resumed."""
+    if "://" in old.storage.path:
         return old
-    if resume:
-        print(f"note: no experiment at {exp_dir}; starting it", file=sys.stderr)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    stored.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    if old.name != exp_dir.name:
+        raise UserError(f"{exp_dir}: the folder name differs from the study name {old.name!r} in its study.yaml; "
+                        f"rename the folder back to {old.name}")
+    recorded = (Path(old.storage.path).expanduser() / old.name).resolve()
+    if recorded == exp_dir:
+        return old
+    new = copy.deepcopy(old)
+    new.storage.path = str(exp_dir.parent)
+    if old.storage.optuna and str(recorded) in old.storage.optuna:
+        new.storage.optuna = old.storage.optuna.replace(str(recorded), str(exp_dir))
+    print(f"note: the experiment was moved from {recorded}; continuing it at {exp_dir}", file=sys.stderr)
+    return new
+
+
+def write_spec(spec: StudySpec) -> None:
+    """Store the spec of a new experiment (after every check passed and Ray is connected)."""
+    exp_dir, _ = experiment_dirs(spec)
+    stored = exp_dir / "study.yaml"
+    if not stored.exists():
+        make_dir(exp_dir, "storage.path")
+        stored.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def prepare_experiment(spec: StudySpec, resume: bool) -> StudySpec:
+    """Refuse to overwrite; on --resume continue with the stored spec (choose_spec + write_spec)."""
+    spec = choose_spec(spec, resume)
+    write_spec(spec)
     return spec
+
+
+def experiment_arg(path: str) -> tuple[str, str | None]:
+    """``python -m study.run EXPERIMENT_DIR --resume``: the stored study.yaml and the storage root."""
+    folder = Path(path).expanduser()
+    if folder.is_dir() and (folder / "study.yaml").is_file():
+        return str(folder / "study.yaml"), str(folder.resolve().parent)
+    return path, None
 
 
 def init_ray(address: str | None) -> None:
     import ray
 
+    if ray.is_initialized():  # connected by the pre-flight checks of main()
+        return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address == "local":  # workers import the project from this checkout
         paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=True)
-    else:
-        ray.init(address=address)
+    else:  # nodes run the project installed (or on PYTHONPATH) where they were started
+        ray.init(address=address, configure_logging=False, log_to_driver=True)
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) -> Path:
@@ -142,6 +194,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
     # trials checkpoint every epoch and synthetic epochs last seconds, so Ray's "excessive experiment
     # checkpoint sync" hint would repeat all run long; it is a tuning hint, not a fault
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # metric.name is checked before the start (study.validate); a trial that diverged before its first
+    # evaluation ends with a result without it, which Ray's strict check would turn into an error
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     exp_dir, ray_root = experiment_dirs(spec)
     init_ray(address)
     for condition in spec.condition_list():
@@ -172,20 +227,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="override a study key, e.g. --set trial.train.epochs=10 --set search.seed=1")
     ap.add_argument("--quiet", action="store_true", help="less Ray Tune progress output")
     args = ap.parse_args(argv)
+    os.umask(os.umask(0o022) | 0o022)  # files of the study are never group/other-writable (study.trust)
     try:
-        spec = resolve_spec(args.space, smoke=args.smoke, sets=args.sets, storage=args.storage,
-                            num_samples=args.num_samples)
-        try:
-            check_data(spec)
-        except ConfigError as exc:
-            raise ConfigError(f"{args.space}: {exc}") from None
-        spec = prepare_experiment(spec, args.resume)
+        started = preflight(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from .tuner import Interrupted
     try:
-        exp_dir = run_study(spec, address=args.address, verbose=0 if args.quiet else 1)
+        exp_dir = run_study(started.spec, address=args.address, verbose=0 if args.quiet else 1)
     except Interrupted as exc:
         print(f"[study] interrupted ({exc}); continue with: python -m study.run {args.space} --resume"
               f"{' --smoke' if args.smoke else ''}", file=sys.stderr)
@@ -193,8 +243,87 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        started.lock.release()
     print(f"[study] finished: {exp_dir}")
     return 0
+
+
+class _Started:
+    """What main() needs after the pre-flight checks: the spec to run and the held lock."""
+
+    def __init__(self, spec: StudySpec, lock: ExperimentLock):
+        self.spec, self.lock = spec, lock
+
+
+def preflight(args: argparse.Namespace) -> _Started:
+    """Every check that can fail on user input, in the order that writes nothing before it passed:
+    the spec (file, keys, metric, every combination), the storage location, the trust of a resumed
+    folder, the lock (an existing experiment), the Ray connection and its resources; then the lock
+    of a new experiment, the leftovers of a killed driver, and study.yaml."""
+    if args.num_samples is not None and args.num_samples < 1:
+        raise ConfigError(f"--num-samples: got {args.num_samples}; allowed: 1 or more trials per condition")
+    space, folder_storage = experiment_arg(args.space)
+    if folder_storage is not None and not args.resume:
+        raise UserError(f"{args.space}: an experiment folder; pass --resume to continue it, or give a study YAML")
+    storage = args.storage or folder_storage
+    spec = resolve_spec(space, smoke=args.smoke and folder_storage is None, sets=args.sets, storage=storage,
+                        num_samples=args.num_samples)
+    try:
+        check_data(spec)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.space}: {exc}") from None
+    exp_dir, _ = experiment_dirs(spec)
+    label = "--storage" if storage else "storage.path"
+    if "://" not in spec.storage.path:
+        check_writable_dir(spec.storage.path, label)
+        check_writable_dir(exp_dir, "experiment folder")
+    resuming = args.resume and (exp_dir / "study.yaml").is_file()
+    if resuming and "://" not in spec.storage.path:
+        check_trusted(exp_dir)  # before Ray unpickles anything from it
+    spec = choose_spec(spec, args.resume)
+    validate_study(spec)
+    lock = ExperimentLock.acquire(exp_dir) if resuming else None
+    try:
+        connect(args.address, spec)
+        lock = lock or ExperimentLock.acquire(exp_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        raise
+    stopped = stop_leftovers(lock.previous)
+    if stopped:
+        print(f"note: stopped {stopped} Ray process(es) left by the interrupted driver (pid "
+              f"{lock.previous.get('pid')})", file=sys.stderr)
+    session = local_session()
+    if session:
+        lock.update(ray_session=session)
+    write_spec(spec)
+    return _Started(spec, lock)
+
+
+def connect(address: str | None, spec: StudySpec) -> None:
+    """Join (or start) Ray, then check that a node can run one trial; one line on any failure."""
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address != "local":
+        probe_cluster(address)
+    init_ray(address)
+    check_resources(spec.resources.cpu, spec.resources.gpu, alive_nodes(), where="resources")
+
+
+def local_session() -> str | None:
+    """The session folder of the local Ray this driver started (None when it joined a cluster)."""
+    try:
+        import ray
+
+        node = ray._private.worker._global_node
+        return node.get_session_dir_path() if node is not None and node.head else None
+    except Exception:  # noqa: BLE001 - a private API: without it, no leftover cleanup
+        return None
 
 
 if __name__ == "__main__":

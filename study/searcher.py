@@ -119,7 +119,7 @@ def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
 
 def outcome(result: dict | None, metric: str, errored: bool = False) -> tuple[TrialState, float | None]:
     """Optuna state and value of a Ray trial from its last result."""
-    if errored or not result:
+    if errored or not result or result.get("diverged"):  # diverged: a non-finite loss stopped it
         return TrialState.FAIL, None
     epoch, total = result.get("epoch", 0), result.get("epochs_total", 0)
     if total and epoch < total:
@@ -131,6 +131,10 @@ def outcome(result: dict | None, metric: str, errored: bool = False) -> tuple[Tr
 def tell(study: optuna.Study, number: int, result: dict | None, metric: str, errored: bool = False) -> None:
     state, value = outcome(result, metric, errored)
     try:
+        if result and result.get("diverged") and _frozen(study, number).state == TrialState.RUNNING:
+            study._storage.set_trial_user_attr(  # the reason, visible in optuna-dashboard
+                study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number), "failure",
+                f"diverged at epoch {result.get('diverged_epoch')}: {result.get('diverged_reason')}")
         study.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
     except Exception as exc:  # noqa: BLE001 - a bad value must not stop the study
         log.warning("could not record trial %s in Optuna: %s", number, exc)

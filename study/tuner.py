@@ -26,6 +26,7 @@ from ray.tune.search import ConcurrencyLimiter
 from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
+from .failures import trial_failure
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
@@ -110,7 +111,9 @@ def _records(grid: tune.ResultGrid) -> list[dict]:
     """trial id, config, last result, errored, folder: one record per Ray trial."""
     trials = grid._experiment_analysis.trials  # Trial objects keep the id even without a result
     return [{"trial_id": t.trial_id, "config": t.config, "metrics": dict(t.last_result or {}),
-             "error": t.status == "ERROR", "status": t.status, "path": t.path} for t in trials]
+             "error": t.status == "ERROR", "status": t.status, "path": t.path,
+             "failure": trial_failure(Path(t.local_path), dict(t.last_result or {})) if t.local_path else None}
+            for t in trials]
 
 
 class Interrupted(Exception):
@@ -159,6 +162,7 @@ def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
     """The ``final.top_k`` best full-budget trials' searched values (dotted keys), ranked by the
     study's metric (a validation number: spec_checks refuses test scores)."""
     full = [r for r in records if not r["error"] and r["metrics"].get(spec.metric.name) is not None
+            and not r["metrics"].get("diverged")
             and r["metrics"].get("epoch", 0) >= r["metrics"].get("epochs_total", 0)]
     full.sort(key=lambda r: r["metrics"][spec.metric.name], reverse=spec.metric.mode == "max")
     return [{"trial_id": r["trial_id"], "params": {k: v for k, v in r["config"].items() if "." in k}}
@@ -225,7 +229,7 @@ def run_condition(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict
     records = run_search(spec, exp_dir, ray_root, condition, verbose=verbose)
     final = run_final(spec, exp_dir, ray_root, condition, records, verbose=verbose)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    slim = lambda rs: [{k: r[k] for k in ("trial_id", "config", "metrics", "status")} for r in rs]  # noqa: E731
+    slim = lambda rs: [{k: r[k] for k in ("trial_id", "config", "metrics", "status", "failure")} for r in rs]  # noqa: E731
     marker.write_text(json.dumps({"condition": condition, "search": slim(records), "final": slim(final)},
                                  default=str) + "\n")
     return True

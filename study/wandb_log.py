@@ -88,6 +88,19 @@ class StudyWandbCallback(WandbLoggerCallback):
                                    "timestamp", "time_since_restore", "iterations_since_restore"],
                          **extra)
 
+    def _start_logging_actor(self, trial, exclude_results: list, **wandb_init_kwargs) -> None:
+        """Ray's version hands WANDB_API_KEY to the logging actor through ``runtime_env`` env_vars,
+        which Ray writes in plain text into its session logs. The actor runs on the driver's node
+        (``_force_on_current_node``), where the key is already found without being passed: a local
+        Ray inherits the driver's environment, a cluster node reads ``wandb login``'s ~/.netrc."""
+        if not self._remote_logger_class:
+            import ray
+            from ray.air.integrations.wandb import _force_on_current_node
+
+            self._remote_logger_class = ray.remote(num_cpus=0, **_force_on_current_node(), max_restarts=-1,
+                                                   max_task_retries=-1)(self._logger_actor_cls)
+        super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
+
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint, **info) -> None:
         """Log the image panel saved beside the checkpoint, if the engine wrote one."""
         try:
