@@ -45,6 +45,7 @@ import numpy as np
 from .errors import UserError
 
 LABEL_MODES = ("run", "confident")
+RUN_METRICS = ("epoch", "best_val", "max_test", "last", "val_miou", "test_miou", "label_miou", "noise_miou")
 
 
 @dataclass
@@ -52,6 +53,23 @@ class Source:
     checkpoint: Path  # folder holding state.pt
     config_file: Path | None  # config.yaml or params.json beside it (None: the state's config)
     description: str
+
+    def run_metrics(self) -> dict:
+        """The run's reported metrics at this checkpoint (metrics.jsonl of a run, result.json of a Ray
+        trial): the epoch named by an ``epoch_NNNN`` folder, else the last one reported; {} if none."""
+        ckpt = self.checkpoint
+        for path in (ckpt.parent.parent / "metrics.jsonl", ckpt.parent / "result.json"):
+            if path.is_file():
+                rows = []
+                for line in path.read_text().splitlines():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue  # a line cut by a crash
+                if ckpt.name.startswith("epoch_") and ckpt.name[6:].isdigit():
+                    rows = [r for r in rows if r.get("epoch") == int(ckpt.name[6:])] or rows
+                return rows[-1] if rows else {}
+        return {}
 
 
 # -- where the checkpoint is -----------------------------------------------------------------------
@@ -248,6 +266,7 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out}: exists and is not empty; choose another --out")
     cfg, state = load_source(source)
+    metrics = source.run_metrics()
     coding = create_coding(cfg.dataset)
     threads = threads or cfg.train.threads
     if threads:
@@ -256,6 +275,11 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
     data = create_dataset(cfg.dataset)
     td = prepare_data(cfg, data)
     k, ignore = len(td.class_names), td.ignore_index
+    reported = metrics.get("noise_miou")
+    if reported is not None and abs(reported - td.noise_miou) > 1e-6:
+        raise UserError(f"{source.checkpoint}: the training data decode differently from when the run trained "
+                        f"(noise_miou {td.noise_miou:.6f} now, {reported:.6f} in the run's metrics); export with "
+                        "the data and code version the run used")
     original = td.noisy.numpy()
     run_labels = original
     if "labels" in state:
@@ -316,6 +340,7 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
             "images": {s: len(sp.names) for s, sp in splits.items()},
             "pixels_corrected_by_run": int(corrected.sum()), "pixels_changed_by_export": int(changed.sum()),
             "images_changed_by_export": int((changed > 0).sum()),
+            "run_metrics": {key: metrics.get(key) for key in RUN_METRICS if key in metrics},
             "top_k": min(top_k, n), "files": {"dataset": "images/, masks/", "config": "config.yaml",
                                               "issues": "label_issues.csv", "classes": "label_issues_classes.csv",
                                               "sheet": "suspects.png", **({"nifti": nifti} if nifti else {})},

@@ -102,6 +102,8 @@ def test_round_trip_through_the_folder_loader(adele_run, tmp_path):
     summary = json.loads((out / "export.json").read_text())
     assert summary["pixels_corrected_by_run"] == int(changed.sum()) == summary["pixels_changed_by_export"]
     assert summary["method"] == "adele" and summary["images"] == {"train": 12, "val": 4, "test": 4}
+    last = json.loads((adele_run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert summary["run_metrics"]["epoch"] == 4 and summary["run_metrics"]["label_miou"] == last["label_miou"]
     sheet = Image.open(out / "suspects.png")
     assert sheet.size[1] == HEADER + 12 * (HEADER + TILE_HEIGHT + GAP)  # top-k 16 > 12 images: all rows
     assert not list(tmp_path.glob(".exp.tmp-*"))
@@ -278,6 +280,11 @@ def test_bad_input_one_line_exit_2_nothing_written(adele_run, tmp_path, capsys):
     fails(adele_run, "--out", tmp_path / "x", "--device", "gpu", match="--device: got 'gpu'")
     broken = tmp_path / "broken"
     shutil.copytree(adele_run, broken)
+    cfg_text = (broken / "config.yaml").read_text()
+    (broken / "config.yaml").write_text(cfg_text.replace("  seed: 0\n", "  seed: 5\n", 1))  # other images
+    assert load_trial_config(broken / "config.yaml").dataset.options.seed == 5
+    fails(broken, "--out", tmp_path / "x", match="decode differently from when the run trained")
+    (broken / "config.yaml").write_text(cfg_text)
     ckpt = run_mod.checkpoints(broken)[-1] / "state.pt"
     ckpt.write_bytes(b"not a checkpoint")
     fails(broken, "--out", tmp_path / "x", match="unreadable checkpoint")
@@ -340,6 +347,7 @@ def test_study_best_trial_and_replicate(tmp_path):
     rep = json.loads((tmp_path / "rep" / "export.json").read_text())
     rep_params = json.loads((Path(rep["checkpoint"]).parent / "params.json").read_text())
     assert Path(rep["checkpoint"]).parent.parent == exp / "rate-1.0-final"
+    assert rep["run_metrics"]["epoch"] == 2
     assert rep_params["replica"]["seed"] == 0 and "replicate tuned seed 0" in rep["source"]
     assert export(exp, "--seed", "7", "--out", tmp_path / "none") == 2
     assert export(exp, "--condition", "rate-0.5", "--out", tmp_path / "none") == 2
