@@ -34,9 +34,9 @@ from .config import TrialConfig
 from .data import SegData
 from .errors import UserError
 from .history import History, _comparable, _jsonable
-from .hot_path import ConfusionCounts, HotPath, LossSums, plan_hot_path
+from .hot_path import ConfusionCounts, HotPath, LossSums, label_quality_chunked, plan_hot_path
 from .methods import Method, MethodContext, TrainIoU, create_method
-from .metrics import SplitMeter, label_quality
+from .metrics import SplitMeter
 from .models import create_model, optimizer_state_for
 from .trial_data import TrialData, data_bytes, prepare_data
 
@@ -113,6 +113,7 @@ class Trainer:
         # the labels trained on now: a copy only for a method that may rewrite them (on_epoch_end)
         self.rewrites_labels = type(self.method).on_epoch_end is not Method.on_epoch_end
         self.labels = self.data.noisy.clone() if self.rewrites_labels else self.data.noisy
+        self._noisy_quality: SplitMeter | None = None  # label quality of the noisy labels, once
         self.history = History()
         self.epoch = 0  # completed epochs
 
@@ -268,6 +269,16 @@ class Trainer:
         return {"relabel/pixels": n, "relabel/precision": right / n if n else None,
                 "relabel/net_fixed": right - was_right}
 
+    def _label_quality(self) -> SplitMeter:
+        """The training labels vs the clean ones, counted in chunks; computed once for a method
+        that never rewrites labels (they stay the noisy ones)."""
+        if self.rewrites_labels or self._noisy_quality is None:
+            meter = label_quality_chunked(self.labels, self.data.clean["train"], self.k, self.ignore)
+            if self.rewrites_labels:
+                return meter
+            self._noisy_quality = meter
+        return self._noisy_quality
+
     def is_eval_epoch(self, epoch: int) -> bool:
         """Whether val/test are evaluated after (0-based) ``epoch``: every ``eval_every`` epochs and
         after the last."""
@@ -307,7 +318,7 @@ class Trainer:
         metrics.update({f"train_iou/{n}": float(v) for n, v in zip(names, meters["current"].iou)})
         metrics["iou_el"] = meters["el"].miou
         metrics["iou_m"] = meters["m"].miou
-        label_meter = label_quality(self.labels, self.data.clean["train"], self.k, self.ignore)
+        label_meter = self._label_quality()
         metrics["label_miou"] = label_meter.miou
         metrics.update({f"label_iou/{n}": float(v) for n, v in zip(names, label_meter.iou)})
         metrics.update(changes)

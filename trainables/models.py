@@ -109,35 +109,53 @@ class Pruned(torch.nn.Module):
 PROBE_SIZE = 64  # probe input side: a multiple of every smp encoder's output stride (32)
 
 
-def unused_parameters(model: torch.nn.Module, in_channels: int = 3) -> set[str] | None:
-    """Names of the parameters that get no gradient from one eval-mode forward/backward pass of a
-    probe input (None when the probe does not run on this model). The model's parameters, buffers,
-    gradients, mode and the global RNG are left as they were."""
+def _probe(model: torch.nn.Module, in_channels: int, *, train: bool = False, backward: bool = False) -> list:
+    """Outputs of one forward pass of a zero probe batch, in eval (or train) mode; with
+    ``backward``, gradients of their sum are left in ``.grad``. Global RNG, mode and buffers (BN
+    statistics a train-mode pass updates) are restored."""
     was_training = model.training
-    grads = {n: p.grad for n, p in model.named_parameters()}
+    buffers = {k: v.clone() for k, v in model.named_buffers()} if train else {}
     try:
-        with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            model.eval()
-            for p in model.parameters():
-                p.grad = None
+        with torch.random.fork_rng(devices=[]), torch.set_grad_enabled(backward):
+            model.train(train)
             device = next(model.parameters()).device
             out = model(torch.zeros(2, in_channels, PROBE_SIZE, PROBE_SIZE, device=device))
-            outputs = out if isinstance(out, (tuple, list)) else [out]
-            sum(o.float().sum() for o in outputs if isinstance(o, torch.Tensor)).backward()
-            return {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
+            outputs = [o for o in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(o, torch.Tensor)]
+            if backward:
+                sum(o.float().sum() for o in outputs).backward()
+            return [o.detach() for o in outputs]
+    finally:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                if k in buffers:
+                    v.copy_(buffers[k])
+        model.train(was_training)
+
+
+def unused_parameters(model: torch.nn.Module, in_channels: int = 3) -> set[str] | None:
+    """Names of the parameters that get no gradient from one eval-mode forward/backward pass of a
+    probe input (None when the probe does not run on this model). Parameters, buffers, gradients,
+    mode and the global RNG are left as they were."""
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    try:
+        for p in model.parameters():
+            p.grad = None
+        _probe(model, in_channels, backward=True)
+        return {n for n, p in model.named_parameters() if p.requires_grad and p.grad is None}
     except Exception:  # an architecture the probe cannot run (input-size constraints): keep everything
         return None
     finally:
         for n, p in model.named_parameters():
             p.grad = grads[n]
-        model.train(was_training)
 
 
 def prune_unused(model: torch.nn.Module, in_channels: int = 3) -> list[str]:
     """Replace the largest submodules whose parameters are all unused (:func:`unused_parameters`) by
-    :class:`Pruned` placeholders; returns their names. The forward pass is unchanged (those modules
-    were never called), the state dict loses their parameters and buffers, and loading a state dict
-    that still has them drops those keys first (checkpoints written before pruning still load)."""
+    :class:`Pruned` placeholders; returns their names. Kept only when the pruned model's forward
+    gives the same outputs in eval mode and runs in train mode (a model that merely iterates over
+    an unused container, as some timm encoders do, is left whole). The state dict loses the pruned
+    parameters and buffers; loading a state dict that still has them drops those keys first
+    (checkpoints written before pruning still load)."""
     unused = unused_parameters(model, in_channels)
     if not unused:
         return []
@@ -148,10 +166,24 @@ def prune_unused(model: torch.nn.Module, in_channels: int = 3) -> list[str]:
         params = [f"{name}.{n}" for n, _ in module.named_parameters()]
         if params and all(n in unused for n in params):
             pruned.append(name)
+    if not pruned:
+        return []
+    reference = _probe(model, in_channels)
+    originals = {}
     for name in pruned:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
+        originals[name] = (parent, child, getattr(parent, child))
         setattr(parent, child, Pruned(name))
+    try:
+        same = all(torch.equal(a, b) for a, b in zip(_probe(model, in_channels), reference, strict=True))
+        _probe(model, in_channels, train=True)
+    except Exception:
+        same = False
+    if not same:
+        for parent, child, module in originals.values():
+            setattr(parent, child, module)
+        return []
     prefixes = tuple(p + "." for p in pruned)
 
     def drop_pruned(module, state_dict, prefix, *_):

@@ -11,8 +11,7 @@ import torch
 from .config import TrialConfig
 from .data import SegData, create_dataset
 from .errors import UserError
-from .hot_path import nbytes
-from .metrics import label_miou
+from .hot_path import label_quality_chunked, nbytes
 from .noise import NoiseContext, apply_noise, transform_clean
 
 
@@ -52,7 +51,7 @@ def prepare_data(cfg: TrialConfig, dataset: SegData | None = None) -> TrialData:
     noisy = _tensor(apply_noise(data.train.masks, cfg.noise, cfg.effective_noise_seed, ctx))
     images = {s: _tensor(sp.images) for s, sp in data.splits().items()}
     return TrialData(images, clean, noisy, list(data.class_names), data.ignore_index,
-                     label_miou(noisy, clean["train"], k, data.ignore_index))
+                     label_quality_chunked(noisy, clean["train"], k, data.ignore_index).miou)
 
 
 def data_bytes(data: TrialData) -> int:

@@ -191,6 +191,19 @@ def test_confusion_counts_skip_void_and_masked_pixels() -> None:
     assert meters["b"].cm.tolist() == [[0, 0, 0], [0, 0, 0], [0, 1, 1]]
 
 
+def test_chunked_label_quality_equals_label_quality() -> None:
+    from trainables.hot_path import label_quality_chunked
+    from trainables.metrics import label_quality
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (70, 9, 7), generator=gen, dtype=torch.uint8)
+    clean = torch.randint(0, 4, (70, 9, 7), generator=gen, dtype=torch.uint8)
+    labels[torch.rand(labels.shape, generator=gen) < 0.1] = 255
+    clean[torch.rand(clean.shape, generator=gen) < 0.1] = 255
+    chunked = label_quality_chunked(labels, clean, 4, 255, rows=16)
+    assert torch.equal(chunked.cm, label_quality(labels, clean, 4, 255).cm) and chunked.cm.sum() > 0
+
+
 # -- memory layout and label sharing ---------------------------------------------------------------
 def test_channels_last_path_trains_on_cpu_like_the_default() -> None:
     cfg = load_trial_config(TINY, ["train.augment=true"])

@@ -75,3 +75,30 @@ def test_full_depth_models_keep_every_parameter() -> None:
         assert model.pruned_modules == []
         assert sum(p.numel() for p in model.parameters()) == \
             sum(p.numel() for p in create_model(ModelConfig(arch=arch), 3, prune=False).parameters())
+
+
+def test_a_model_that_iterates_over_unused_modules_is_left_whole() -> None:
+    """Pruning is kept only if the pruned forward runs and gives the same outputs (some timm
+    encoders loop over all their blocks and break early: their unused blocks are never called but
+    must stay iterable)."""
+    from trainables.models import prune_unused
+
+    class LoopsOverBlocks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(3, 2, 1)
+            self.blocks = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 1), torch.nn.Conv2d(2, 2, 1))
+
+        def forward(self, x):
+            for _ in self.blocks:  # looks at the blocks, never calls them
+                break
+            return self.stem(x)
+
+    class NeverTouchesHead(LoopsOverBlocks):
+        def forward(self, x):
+            return self.stem(x)
+
+    kept = LoopsOverBlocks()
+    assert prune_unused(kept) == [] and isinstance(kept.blocks, torch.nn.Sequential)
+    assert kept(torch.zeros(1, 3, 4, 4)).shape == (1, 2, 4, 4)
+    assert prune_unused(NeverTouchesHead()) == ["blocks"]
