@@ -31,170 +31,19 @@ import argparse
 import csv
 import dataclasses
 import json
-import math
 import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .errors import UserError
+from .export_source import Source, load_source, resolve_source
 
 LABEL_MODES = ("run", "confident")
 RUN_METRICS = ("epoch", "best_val", "max_test", "last", "val_miou", "test_miou", "label_miou", "noise_miou")
-
-
-@dataclass
-class Source:
-    checkpoint: Path  # folder holding state.pt
-    config_file: Path | None  # config.yaml or params.json beside it (None: the state's config)
-    description: str
-
-    def run_metrics(self) -> dict:
-        """The run's reported metrics at this checkpoint (metrics.jsonl of a run, result.json of a Ray
-        trial): the epoch named by an ``epoch_NNNN`` folder, else the last one reported; {} if none."""
-        ckpt = self.checkpoint
-        for path in (ckpt.parent.parent / "metrics.jsonl", ckpt.parent / "result.json"):
-            if path.is_file():
-                rows = []
-                for line in path.read_text().splitlines():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue  # a line cut by a crash
-                if ckpt.name.startswith("epoch_") and ckpt.name[6:].isdigit():
-                    rows = [r for r in rows if r.get("epoch") == int(ckpt.name[6:])] or rows
-                return rows[-1] if rows else {}
-        return {}
-
-
-# -- where the checkpoint is -----------------------------------------------------------------------
-
-def _latest(paths: list[Path], what: Path) -> Path:
-    found = [p for p in paths if (p / "state.pt").is_file()]
-    if not found:
-        raise UserError(f"{what}: no checkpoint here (no {what.name}/.../state.pt written by a run)")
-    return max(found, key=lambda p: int("".join(ch for ch in p.name if ch.isdigit()) or 0))
-
-
-def _ray_trial(tdir: Path, description: str) -> Source:
-    return Source(_latest(list(tdir.glob("checkpoint_*")), tdir), tdir / "params.json", description)
-
-
-def _last_result(tdir: Path) -> dict:
-    """The trial's last reported epoch (a resumed trial re-reports: the latest write of an epoch wins)."""
-    by_epoch: dict[int, dict] = {}
-    path = tdir / "result.json"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            by_epoch[int(row.get("epoch", row.get("training_iteration", 0)))] = row
-    return by_epoch[max(by_epoch)] if by_epoch else {}
-
-
-def replica_label(replica: dict) -> str:
-    """A replicate's configuration: ``tuned`` (``tuned#k`` for the k-th best) or a baseline's name;
-    experiments from before baselines carry only the rank."""
-    if replica.get("label"):
-        return str(replica["label"])
-    rank = int(replica.get("rank", 1))
-    return "tuned" if rank == 1 else f"tuned#{rank}"
-
-
-def _study_source(exp: Path, condition: str | None, seed: int | None, replica: str) -> Source:
-    import yaml
-
-    spec = yaml.safe_load((exp / "study.yaml").read_text()) or {}
-    conditions = sorted(d.name for d in exp.iterdir() if d.is_dir() and not d.name.endswith("-final")
-                        and any(d.glob("*/params.json")))
-    if condition is None:
-        if len(conditions) != 1:
-            raise UserError(f"--condition: {exp} holds {len(conditions)} conditions; choose one of: "
-                            f"{', '.join(conditions) or '(none run yet)'}")
-        condition = conditions[0]
-    elif condition not in conditions:
-        raise UserError(f"--condition: {condition!r} not in {exp}; allowed: {', '.join(conditions) or '(none run yet)'}")
-    if seed is not None:
-        final = exp / f"{condition}-final"
-        found = []
-        for params in sorted(final.glob("*/params.json")):
-            rep = json.loads(params.read_text()).get("replica") or {}
-            found.append(f"{replica_label(rep)} seed {rep.get('seed')}")
-            if rep.get("seed") == seed and replica_label(rep) == replica:
-                return _ray_trial(params.parent, f"{exp.name}/{condition} replicate {replica} seed {seed} "
-                                                 f"({params.parent.name})")
-        raise UserError(f"--seed: no replicate {replica!r} with seed {seed} under {final}; found: "
-                        f"{', '.join(found) or 'none'}")
-    metric = (spec.get("metric") or {}).get("name", "best_val_miou")
-    maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
-    full = []
-    for params in sorted((exp / condition).glob("*/params.json")):
-        last = _last_result(params.parent)
-        value = last.get(metric)
-        if (value is not None and math.isfinite(value) and not last.get("diverged")
-                and last.get("epoch", 0) >= last.get("epochs_total", math.inf)):
-            full.append((value, params.parent))
-    if not full:
-        raise UserError(f"{exp / condition}: no search trial finished its full budget with a {metric!r} value")
-    full.sort(key=lambda t: t[0], reverse=maximize)  # stable: the report's order among equals
-    value, tdir = full[0]
-    return _ray_trial(tdir, f"{exp.name}/{condition} best search trial {tdir.name} ({metric} {value:.4f})")
-
-
-def resolve_source(path: Path, condition: str | None = None, seed: int | None = None,
-                   replica: str = "tuned") -> Source:
-    """The checkpoint (and config file) that ``path`` designates; see the module doc."""
-    if not path.exists():
-        raise UserError(f"{path}: not found; expected a run directory, a checkpoint or a study experiment folder")
-    if (path / "study.yaml").is_file():
-        return _study_source(path, condition, seed, replica)
-    if condition is not None or seed is not None:
-        raise UserError(f"--condition/--seed: {path} is not a study experiment folder (no study.yaml)")
-    if (path / "params.json").is_file():
-        return _ray_trial(path, f"Ray trial {path.name}")
-    if (path / "state.pt").is_file():
-        for cfg in (path.parent.parent / "config.yaml", path.parent / "params.json"):
-            if cfg.is_file():
-                return Source(path, cfg, f"checkpoint {path}")
-        return Source(path, None, f"checkpoint {path}")
-    if (path / "config.yaml").is_file() or (path / "checkpoints").is_dir():
-        return Source(_latest(list((path / "checkpoints").glob("epoch_*")), path), path / "config.yaml",
-                      f"run {path}")
-    raise UserError(f"{path}: no checkpoint here; expected a run directory (checkpoints/epoch_*/state.pt), a "
-                    "checkpoint folder (state.pt), a Ray trial folder (checkpoint_*/) or a study folder (study.yaml)")
-
-
-def load_source(source: Source) -> tuple[Any, dict]:
-    """(TrialConfig, the checkpoint's 'labels' / 'model' / 'config' entries)."""
-    from .checkpoint import load_checkpoint
-    from .config import load_trial_config, parse_trial
-
-    state = load_checkpoint(source.checkpoint)
-    if "model" not in state:
-        raise UserError(f"{source.checkpoint / 'state.pt'}: checkpoint holds no model weights")
-    cfg_file = source.config_file if source.config_file is not None and source.config_file.is_file() else None
-    if cfg_file is None:
-        if "config" not in state:
-            raise UserError(f"{source.checkpoint / 'state.pt'}: no config in the checkpoint and no config.yaml or "
-                            "params.json beside it")
-        cfg = parse_trial(state["config"], "checkpoint config")
-    elif cfg_file.name == "params.json":
-        from .tune_adapter import trial_config
-
-        try:
-            cfg = trial_config(json.loads(cfg_file.read_text()))
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{cfg_file}: not valid JSON ({exc.msg})") from None
-    else:
-        cfg = load_trial_config(cfg_file)
-    return cfg, {k: state[k] for k in ("labels", "model", "config") if k in state}
 
 
 # -- the model's view of the training images --------------------------------------------------------
