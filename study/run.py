@@ -143,6 +143,9 @@ def relocate(old: StudySpec, exp_dir: Path) -> StudySpec:
     new.storage.path = str(exp_dir.parent)
     if old.storage.optuna and str(recorded) in old.storage.optuna:
         new.storage.optuna = old.storage.optuna.replace(str(recorded), str(exp_dir))
+    from .relocation import record  # what Ray restores (search and searcher state) names the old place
+
+    record(str(recorded), str(exp_dir))
     print(f"note: the experiment was moved from {recorded}; continuing it at {exp_dir}", file=sys.stderr)
     return new
 

@@ -18,6 +18,8 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from .relocation import relocated
+
 log = logging.getLogger(__name__)
 RAY_ID = "ray_trial_id"
 
@@ -89,6 +91,7 @@ class PrunedAwareOptunaSearch(OptunaSearch):
     def __setstate__(self, state: dict) -> None:
         numbers = state.pop("_ot_trials", {})
         self.__dict__.update(state)
+        self._storage_url = relocated(self._storage_url)  # the experiment folder may have moved
         self._storage = open_storage(self._storage_url)
         self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
                                            sampler=self._sampler)

@@ -27,6 +27,7 @@ from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
 from .failures import trial_failure
+from .relocation import RelocatableSearchGenerator
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
@@ -145,7 +146,8 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
                      if sched.type == "asha" else FIFOScheduler())
         return tune.Tuner(
             trainable, param_space=param_space,
-            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, _concurrency(spec)),
+            tune_config=tune.TuneConfig(search_alg=RelocatableSearchGenerator(
+                                            ConcurrencyLimiter(searcher, _concurrency(spec))),
                                         scheduler=scheduler, num_samples=spec.search.num_samples,
                                         metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True,
                                         trial_dirname_creator=trial_dirname),
