@@ -38,6 +38,9 @@ def hand_u(b: float, c: float, r: float, horizon: int = 1000) -> int:
 
 
 def make(num_classes: int = 5, epochs: int = 40, n: int = 3, hw: tuple[int, int] = (2, 4), **kw) -> Adele:
+    """An ADELE whose corrections come from predictions handed to ``observe_train_batch`` (the
+    eval-pass source) unless the test asks for the training-pass source."""
+    kw.setdefault("prediction", "eval_pass")
     return Adele(Adele.Params(**kw), MethodContext(num_classes, 255, epochs, n, hw))
 
 
@@ -508,7 +511,8 @@ def test_train_epoch_prediction_keeps_the_training_pass_softmax():
     m.loss(net, images[:1], labels[:1], epoch=0)
     assert (m._pred[1] == 255).all()
 
-    e = make(num_classes=3, n=6, hw=(8, 8), tau_fg=0.0, tau_bg=0.0)  # eval_pass (default)
+    assert Adele.Params().prediction == "train_epoch"  # the default (measured: docstring of adele.py)
+    e = make(num_classes=3, n=6, hw=(8, 8), tau_fg=0.0, tau_bg=0.0, prediction="eval_pass")
     e.begin_batch(0, idx, augmented=False)
     e.loss(net, images, labels, epoch=0)
     assert e._pred is None
