@@ -98,6 +98,27 @@ def test_storage_under_a_regular_file(tmp_path, capsys) -> None:
     assert blocker.read_text() == "x"
 
 
+def test_storage_nobody_may_write(tmp_path, capsys) -> None:
+    from tests.trainables.test_run_cli import unwritable
+
+    with unwritable(tmp_path / "locked") as locked:
+        line = refused(capsys, [str(space(tmp_path))], locked / "runs")
+        assert f"--storage {locked / 'runs'}: no permission to write in {locked}" in line
+
+
+def test_a_request_no_node_can_hold_is_refused_naming_the_nodes() -> None:
+    from study.preflight import check_resources
+    from trainables.errors import UserError
+
+    nodes = [{"CPU": 1.0, "memory": 1e9}, {"CPU": 1.0, "GPU": 0.0}]  # as ray.nodes() reports them
+    check_resources(1, 0, nodes, "resources")
+    with pytest.raises(UserError, match=r"^resources.cpu: 2 per trial, but no node of the cluster has that much "
+                                         r"\(node 1: CPU 1, GPU 0; node 2: CPU 1, GPU 0\)"):
+        check_resources(2, 0, nodes, "resources")  # 2 CPUs in total, but not on one node
+    with pytest.raises(UserError, match=r"^resources.gpu: 0.5 per trial"):
+        check_resources(1, 0.5, nodes, "resources")
+
+
 def test_every_categorical_combination_is_checked_up_front(tmp_path, capsys) -> None:
     bad = space(tmp_path, extra="parameters:\n  model.kwargs.encoder_depth: {values: [3, 4]}\n"
                                 "  train.lr: {distribution: log_uniform_values, min: 1.0e-4, max: 0.1}\n")
