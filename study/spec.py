@@ -35,7 +35,8 @@ from trainables.config import apply_overrides, parse_trial, read_yaml
 from trainables.errors import ConfigError
 from trainables.tune_adapter import with_values
 
-from .spec_checks import check_baselines, check_fresh_seeds, check_metric, parse_baselines
+from .spec_checks import (check_baselines, check_fresh_seeds, check_keys, check_metric, check_when,
+                          parse_baselines)
 
 DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "q_uniform")
 Scalar = (bool, int, float, str, type(None))
@@ -317,8 +318,8 @@ def _parse(raw: Any) -> StudySpec:
         spec.parameters[str(key)] = from_dict(Parameter, body, f"parameters.{key}")
 
     spec.baselines = parse_baselines(baselines)
-    _check_when(spec)
-    _check_keys(spec)
+    check_when(spec)
+    check_keys(spec)
     check_baselines(spec)
     check_metric(spec.metric.name)
     check_fresh_seeds(spec)
@@ -328,81 +329,6 @@ def _parse(raw: Any) -> StudySpec:
         raise ConfigError(f"storage.optuna: required when storage.path is remote ({spec.storage.path}); "
                           "give an RDB URL (postgresql://...) or journal:///shared/file.log")
     return spec
-
-
-def _check_when(spec: StudySpec) -> None:
-    seen = list(spec.conditions)
-    for key, p in spec.parameters.items():
-        for wkey in (p.when or {}):
-            if wkey not in seen:
-                valid = seen or ["(no earlier parameter or condition)"]
-                raise ConfigError(f"parameters.{key}.when.{wkey}: not a condition or an earlier parameter"
-                                  f"{suggest(wkey, seen)}; allowed: {', '.join(valid)}")
-        seen.append(key)
-
-
-def _check_keys(spec: StudySpec) -> None:
-    """Each condition and parameter key must be a real trial key with valid sample values: apply the
-    values to the trial and parse it (errors are re-labelled with the YAML path)."""
-    for key, values in spec.conditions.items():
-        for i, v in enumerate(values):
-            _try(spec.trial, {key: v}, f"conditions.{key}[{i}]", key)
-    conditions = spec.condition_list()
-    for key, p in spec.parameters.items():
-        applicable = False
-        for cond in conditions:
-            fixed = _fixed_for(spec, key, cond)
-            if fixed is None:
-                continue
-            applicable = True
-            later = list(spec.parameters)[list(spec.parameters).index(key) + 1:]
-            for label, v in p.labelled_samples():
-                known = {**fixed, key: v}
-                for other in later:  # parameters that this value switches on (e.g. nnpu's drop_rate)
-                    q = spec.parameters[other]
-                    if q.when and when_matches(q.when, known):
-                        known[other] = q.samples()[0]
-                _try(spec.trial, known, f"parameters.{key}.{label}", key)
-        if not applicable:
-            raise ConfigError(f"parameters.{key}.when: never true for any condition")
-
-
-def _fixed_for(spec: StudySpec, key: str, cond: dict) -> dict | None:
-    """Condition values plus earlier parameter values that make ``key``'s ``when`` true (None if
-    impossible): a representative trial in which ``key`` is sampled."""
-    forced: dict[str, Any] = {}
-    for wkey, wval in (spec.parameters[key].when or {}).items():
-        allowed = wval if isinstance(wval, list) else [wval]
-        if wkey in cond:
-            if cond[wkey] not in allowed:
-                return None
-            continue
-        src = spec.parameters[wkey]
-        choices = [v for v in src.samples() if v in allowed] if src.distribution is None else allowed
-        if not choices:
-            return None
-        forced[wkey] = choices[0]
-    known = {**cond, **forced}
-    for other, p in spec.parameters.items():
-        if other == key:
-            break
-        if other in forced or (p.when and not when_matches(p.when, known)):
-            continue
-        known[other] = p.samples()[0]
-    return known
-
-
-def _try(trial: dict, values: dict, where: str, key: str) -> None:
-    try:
-        parse_trial(set_keys(trial, values), "trial")
-    except ConfigError as exc:
-        msg = str(exc)
-        for prefix in (f"trial.{key}: ", "--set "):
-            if msg.startswith(prefix):  # the error is about this very key: name it once
-                msg = msg[len(prefix):].partition(": ")[2] if prefix == "--set " else msg[len(prefix):]
-        if msg.startswith("unknown key"):  # about the key, not the value: drop .min / .values[i]
-            where = where[:where.index(key) + len(key)]
-        raise ConfigError(f"{where}: {msg}") from None
 
 
 def with_condition(spec: StudySpec, condition: dict) -> dict:

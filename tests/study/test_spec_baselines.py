@@ -75,7 +75,7 @@ def test_replication_grid_pairs_every_configuration_by_seed():
     ({"metric": {"name": "max_test"}}, r"^s\.yaml: metric\.name: 'max_test' is a test score; .*best_val_miou"),
     ({"metric": {"name": "test_miou"}}, r"metric\.name: 'test_miou' is a test score"),
     ({"baselines": ["ce"]}, r"^s\.yaml: baselines: got \['ce'\]; expected a mapping"),
-    ({"baselines": {"ce": {"method.name": "cee"}}}, r"^s\.yaml: baselines\.ce: method\.name: unknown method 'cee'; allowed: ce"),
+    ({"baselines": {"ce": {"method.name": "cee"}}}, r"^s\.yaml: baselines\.ce: method\.name: unknown method 'cee' \(did you mean 'ce'\?\); allowed: ce"),
     ({"baselines": {"ce": {"method.name": "ce", "seed": 3}}}, r"baselines\.ce\.seed: set by the replication"),
     ({"baselines": {"ce": {"method.name": "ce", "tuned": "yes"}}}, r"baselines\.ce\.tuned: got 'yes'"),
     ({"baselines": {"tuned": {"method.name": "ce"}}}, r"baselines\.tuned: bad name"),
