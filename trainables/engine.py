@@ -128,9 +128,11 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """The full resumable state, to be saved before the next epoch changes it (the labels and the
+        model's tensors are the live ones, not copies)."""
         return {"epoch": self.epoch, "config": self.cfg.to_dict(), "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(), "labels": self.labels.detach().to("cpu", copy=True),
+                "scaler": self.scaler.state_dict(), "labels": self.labels.detach().cpu(),
                 "method": self.method.state_dict(), "history": self.history.state(), "rng": capture_rng()}
 
     def load_state_dict(self, state: dict[str, Any], source: str) -> None:

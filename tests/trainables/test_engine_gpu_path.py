@@ -224,7 +224,7 @@ def test_labels_are_shared_unless_the_method_rewrites_them() -> None:
     ce = engine.Trainer(cfg, data)
     assert ce.labels.data_ptr() == data.noisy.data_ptr()  # CE never rewrites: no copy per trial
     assert ce.data.images["train"].data_ptr() == data.images["train"].data_ptr()  # host data not copied
-    cfg_adele = load_trial_config(TINY, ["method.name=adele", "method.size_multiple=8"])
+    cfg_adele = load_trial_config(TINY, ["method.name=adele", "method.size_multiple=8", "train.augment=false"])
     adele = engine.Trainer(cfg_adele, engine.prepare_data(cfg_adele))
     assert adele.labels.data_ptr() != adele.data.noisy.data_ptr()
     assert torch.equal(adele.labels, adele.data.noisy)
