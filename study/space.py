@@ -53,10 +53,22 @@ def space_fn(spec: StudySpec, condition: dict[str, Any]) -> Callable[[optuna.Tri
     return Space(spec, condition)
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its ``study.stop()`` once the grid is used up: that call is
+    only allowed inside ``study.optimize``, while Ray tells results through ask-and-tell. The study
+    asks exactly the grid's size (``search.num_samples``), so nothing needs stopping."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
+
+
 def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
     seed = spec.search.seed
     if spec.search.algorithm == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if spec.search.algorithm == "grid":
+        from .sweeps import grid_points
+        return _GridSampler(grid_points(spec.parameters), seed=seed)
     # group=True: TPE models each conditional sub-space on the trials that sampled it
     import warnings
     with warnings.catch_warnings():

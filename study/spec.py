@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,7 @@ from trainables.config import apply_overrides, parse_trial, read_yaml
 from trainables.errors import ConfigError
 from trainables.tune_adapter import with_values
 
+from . import sweeps
 from .spec_checks import (check_baselines, check_fresh_seeds, check_keys, check_metric, check_when,
                           parse_baselines)
 
@@ -54,7 +56,7 @@ class Metric:
 
 @dataclass
 class Search:
-    algorithm: Literal["tpe", "random"] = "tpe"
+    algorithm: Literal["tpe", "random", "grid"] = "tpe"  # grid: every combination of the values, once
     seed: int = 0
     num_samples: int = 8
     max_concurrent: int | None = None  # None: as many as the resources allow
@@ -285,6 +287,7 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> StudySpe
 def _parse(raw: Any) -> StudySpec:
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level (name, parameters, trial, ...)")
+    raw = sweeps.translate(raw)  # W&B Sweeps spellings (method: bayes, early_terminate, ...)
     for key in raw:
         if key not in TOP_KEYS:
             raise ConfigError(f"{key}: unknown key{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
@@ -320,6 +323,13 @@ def _parse(raw: Any) -> StudySpec:
     spec.baselines = parse_baselines(baselines)
     check_when(spec)
     check_keys(spec)
+    if spec.search.algorithm == "grid":
+        size = math.prod(len(v) for v in sweeps.grid_points(spec.parameters).values())
+        given = (raw.get("search") or {}).get("num_samples")
+        if given is not None and given != size:
+            raise ConfigError(f"search.num_samples: got {given}; grid search runs each of its {size} "
+                              "combinations once: remove num_samples or set it to that")
+        spec.search.num_samples = size
     check_baselines(spec)
     check_metric(spec.metric.name)
     check_fresh_seeds(spec)
