@@ -7,6 +7,7 @@ the Optuna storage. Writes ``EXPERIMENT_DIR/report/``:
   the fresh replication seeds: mean ± std, 95% interval, paired difference per seed with its
   interval), then every replicate number, the search summary, figure links;
 - ``trials.csv`` (every search trial once, with its Optuna state), ``final.csv`` (every replicate),
+  both also as ``.parquet``,
   ``table.csv`` (per configuration: n, mean, std, interval), ``comparisons.csv`` (paired
   differences), ``importances.csv``;
 - ``figures/`` (see :mod:`study.figures`);
@@ -114,6 +115,18 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def write_parquet(path: Path, rows: list[dict]) -> None:
+    """The rows as a Parquet table (pandas + pyarrow, installed with Ray); a column mixing types
+    (e.g. a parameter that is a number in one trial and a string in another) is stored as text."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        if df[col].dtype == object and len({type(v) for v in df[col].dropna()}) > 1:
+            df[col] = df[col].map(lambda v: None if v is None else str(v))
+    df.to_parquet(path, index=False)
+
+
 def pct(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}"
 
@@ -180,6 +193,8 @@ def write_report(exp_dir: str | Path) -> Path:
 
     for name, data in rows.items():
         write_csv(out / f"{name}.csv", data)
+    for name in ("trials", "final"):  # typed tables for pandas / pyarrow / DuckDB users
+        write_parquet(out / f"{name}.parquet", rows[name])
     replication_md += [f"| failed | {f} | | | | | |" for f in failed_replicates]
     (out / "report.md").write_text(_markdown(spec, verdict_md, replication_md, premise_md, search_lines, figs))
     return out / "report.md"

@@ -66,5 +66,10 @@ def test_failed_and_diverged_trials_are_reported_not_ranked(tmp_path):
     assert "diverged at epoch 2: non-finite train loss (nan)" in search_line
     assert "failed: ValueError: bad shape" in search_line
     assert "| failed | rate-1.0 ce seed 3: failed: RuntimeError: worker died |" in md
+    import pandas as pd
+    trials = pd.read_parquet(exp / "report" / "trials.parquet")
+    assert sorted(trials["trial_id"]) == ["a", "b", "c"] and trials["train.lr"].dtype == float
+    assert trials.set_index("trial_id").loc["b", "failure"].startswith("diverged at epoch 2")
+    assert len(pd.read_parquet(exp / "report" / "final.parquet")) == 6
     # the verdict pairs seeds 1 and 2 only (ce seed 3 failed)
     assert "| ce (tuned) − ce | 2 | +7.50 " in md  # the trial's method is ce: "ce (tuned)"
