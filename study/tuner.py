@@ -35,6 +35,7 @@ from .spec_checks import baseline_overrides
 from .wandb_log import StudyWandbCallback
 
 _DATASETS: dict[str, Any] = {}  # dataset config (JSON) -> decoded SegData, shared by conditions
+_CORRUPTED: dict[str, Any] = {}  # (dataset, noise, noise seed) (JSON) -> CorruptedData
 
 
 def study_name(spec: StudySpec, slug: str) -> str:
@@ -47,16 +48,27 @@ def load_optuna_study(spec: StudySpec, exp_dir: str | Path, slug: str) -> optuna
 
 
 def _dataset(spec: StudySpec, base: dict) -> Any:
-    """The decoded dataset of a condition, decoded once in the driver and handed to every trial
-    through Ray's object store (None when a searched parameter changes the dataset)."""
+    """The decoded dataset of a condition with its training labels corrupted for the condition's
+    noise and seed, built once in the driver and handed to every trial through Ray's object store
+    (trials with another noise config or seed, e.g. replicates, corrupt their own copy); None when a
+    searched parameter changes the dataset."""
     if any(k.startswith("dataset.") for k in spec.parameters):
         return None
     from trainables.data import create_dataset
+    from trainables.trial_data import corrupt_once
     cfg = parse_trial(base)
     key = json.dumps(base["dataset"], sort_keys=True)
     if key not in _DATASETS:
         _DATASETS[key] = create_dataset(cfg.dataset)
-    return _DATASETS[key]
+    noise_key = json.dumps([key, cfg.to_dict()["noise"], cfg.effective_noise_seed], sort_keys=True)
+    if noise_key not in _CORRUPTED:
+        _CORRUPTED[noise_key] = corrupt_once(cfg, _DATASETS[key])
+    return _CORRUPTED[noise_key]
+
+
+def search_concurrency(spec: StudySpec) -> int:
+    """Trials one condition runs at a time: ``search.max_concurrent``, else every slot of the cluster."""
+    return _concurrency(spec)
 
 
 def _concurrency(spec: StudySpec) -> int:
@@ -92,7 +104,9 @@ def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: 
                                 metric_columns={"epoch": "epoch", spec.metric.name: spec.metric.name})
     return tune.RunConfig(
         name=name, storage_path=ray_root, verbose=verbose, progress_reporter=reporter,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=3),
+        # the last checkpoint is all that resume and export need (Ray snapshots the experiment
+        # state before deleting the previous one, so a resume never points at a deleted one)
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=1),
         callbacks=_callbacks(spec, exp_dir, slug, job_type))
 
