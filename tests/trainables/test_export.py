@@ -312,7 +312,7 @@ trial:
   dataset: {name: synthetic, size: [32, 32], num_train: 8, num_val: 4, num_test: 4}
   noise: [{kind: morph, rate: 1.0}]
   train: {epochs: 2, batch_size: 4, threads: 1, optimizer: adamw}
-final: {seeds: [0], top_k: 1}
+final: {seeds: [1], top_k: 1}  # fresh seeds: the search ran with seed 0
 resources: {cpu: 1}
 logging: {wandb: {mode: disabled}}
 """
@@ -343,12 +343,12 @@ def test_study_best_trial_and_replicate(tmp_path):
     assert np.array_equal(reload(tmp_path / "best").train.masks, labels)
     assert load_trial_config(tmp_path / "best" / "config.yaml").train.lr == best_yaml.train.lr
 
-    assert export(exp, "--condition", "rate-1.0", "--seed", "0", "--out", tmp_path / "rep") == 0
+    assert export(exp, "--condition", "rate-1.0", "--seed", "1", "--out", tmp_path / "rep") == 0
     rep = json.loads((tmp_path / "rep" / "export.json").read_text())
     rep_params = json.loads((Path(rep["checkpoint"]).parent / "params.json").read_text())
     assert Path(rep["checkpoint"]).parent.parent == exp / "rate-1.0-final"
     assert rep["run_metrics"]["epoch"] == 2
-    assert rep_params["replica"]["seed"] == 0 and "replicate tuned seed 0" in rep["source"]
+    assert rep_params["replica"]["seed"] == 1 and "replicate tuned seed 1" in rep["source"]
     assert export(exp, "--seed", "7", "--out", tmp_path / "none") == 2
     assert export(exp, "--condition", "rate-0.5", "--out", tmp_path / "none") == 2
     assert not (tmp_path / "none").exists()
