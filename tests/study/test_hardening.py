@@ -198,7 +198,7 @@ def diverging_study(tmp_path_factory):
     key = "0f" * 20  # looks like a W&B key (40 hex characters)
     path = tmp / "hard.yaml"
     path.write_text(textwrap.dedent(TINY.format(name="hard")).replace("mode: disabled", "mode: offline")
-                    + textwrap.dedent(DIVERGE))
+                    .replace("top_k: 1", "top_k: 0") + textwrap.dedent(DIVERGE))  # no replication: faster
     home = tmp / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "WANDB_"))}
@@ -226,18 +226,17 @@ def test_diverged_trial_is_recorded_and_the_study_goes_on(diverging_study) -> No
     assert t.state.name == "FAIL" and t.user_attrs["failure"].startswith("diverged at epoch")
     marker = json.loads((exp / "done" / slug).read_text())
     assert marker["search"][0]["failure"].startswith("diverged at epoch")
-    assert marker["final"] == []  # nothing to replicate from a diverged search
-    # the other condition ran normally, replication included
+    # the other condition ran normally
     ok = optuna.load_study(study_name="hard/lr-0.01", storage=f"sqlite:///{exp / 'optuna.db'}")
     assert [t.state.name for t in ok.trials] == ["COMPLETE"]
-    assert len(list((exp / "lr-0.01-final").glob("trial_*/result.json"))) == 1
+    assert json.loads((exp / "done" / "lr-0.01").read_text())["search"][0]["failure"] is None
 
 
 def test_wandb_key_reaches_no_file(diverging_study) -> None:
     res, key = diverging_study["res"], diverging_study["key"]
     assert res.returncode == 0
     runs = list((diverging_study["exp"] / "wandb").rglob("offline-run-*"))
-    assert len(runs) >= 3  # W&B really logged every trial (offline)
+    assert len(runs) >= 2  # W&B really logged every trial (offline)
     sessions = list(Path(diverging_study["dirs"][1]).glob("ray/session_*/logs"))
     assert sessions, "no Ray session folder to check"
     hits = []
