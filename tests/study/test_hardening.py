@@ -275,3 +275,10 @@ def test_resume_refuses_folders_others_could_have_written(diverging_study, capsy
             if why == "owned by":
                 os.chown(path, uid, -1)
     assert untrusted(exp) is None
+
+
+def test_an_experiment_folder_needs_resume(diverging_study, capsys) -> None:
+    exp = diverging_study["exp"]
+    assert study_run.main([str(exp)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {exp}: an experiment folder; pass --resume to continue it, or give a study YAML"]
