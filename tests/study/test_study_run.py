@@ -75,7 +75,11 @@ def last_results(ray_dir: Path) -> dict[str, dict]:
                 pass
         if not rows:
             continue
-        out[rows[-1]["trial_id"]] = {"config": json.loads((f.parent / "params.json").read_text()), **rows[-1]}
+        try:  # polled while the study runs: Ray may be writing params.json right now
+            config = json.loads((f.parent / "params.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue
+        out[rows[-1]["trial_id"]] = {"config": config, **rows[-1]}
     return out
 
 
