@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from .catalog import list_command, version
 from .checkpoint import remove_staged
 from .errors import UserError
 from .paths import check_writable_dir, make_dir
@@ -89,7 +90,7 @@ def _truncate_metrics(out: Path, epoch: int) -> None:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m trainables.run", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m trainables.run", description=__doc__.replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config", nargs="?", help="trial YAML, or a study YAML (its trial: block is used); "
                                               "omitted: the built-in synthetic default")
@@ -101,12 +102,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "run killed before its first checkpoint starts over with the same config")
     ap.add_argument("--images-every", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    ap.add_argument("--list", nargs="?", const="all", metavar="WHAT",
+                    help="list methods, noise, datasets, archs or encoders with their parameters and defaults, "
+                         "then exit (without WHAT: every list by name)")
+    ap.add_argument("--version", action="version", version=f"noisyseg {version()}")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.list:
+            return list_command(args.list)
         return _run(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
