@@ -176,9 +176,21 @@ class Trainer:
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
-    def train_epoch(self, epoch: int, progress: bool) -> dict[str, float]:
+    def progress_bar(self, epoch: int, splits: tuple[str, ...] | None = ()):
+        """One tqdm bar over a whole epoch: the training batches, then the evaluation batches (the
+        diagnostics pass over the training images and ``splits``; None: training batches only);
+        advanced by host-side counts only."""
+        from tqdm import tqdm
+
+        t, bs = self.cfg.train, self.plan.eval_batch_size
+        evals = 0 if splits is None else sum(math.ceil(len(self.data.images[s]) / bs) for s in ("train", *splits))
+        return tqdm(total=self.steps_per_epoch + evals, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch",
+                    leave=False)
+
+    def train_epoch(self, epoch: int, progress) -> dict[str, float]:
         """One training pass; returns the sample-weighted mean loss and method terms. The batch loop
-        never reads a device value: losses and terms are summed on the device and read once."""
+        never reads a device value: losses and terms are summed on the device and read once.
+        ``progress``: True (a bar for this pass), a bar of :meth:`progress_bar` to advance, or False."""
         t = self.cfg.train
         gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
         order = torch.randperm(self.num_train, generator=gen)
@@ -186,10 +198,7 @@ class Trainer:
         self.model.train()
         sums = LossSums()
         batches = range(0, self.num_train, t.batch_size)
-        if progress:
-            from tqdm import tqdm
-
-            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch", leave=False)
+        bar = progress if hasattr(progress, "update") else self.progress_bar(epoch, None) if progress else None
         for start in batches:
             idx, idx_dev = order[start : start + t.batch_size], order_dev[start : start + t.batch_size]
             x = self._inputs(self._batch(self.data.images["train"], idx, idx_dev))
@@ -206,11 +215,16 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()
             sums.add({"train_loss": loss, **terms}, len(idx))
+            if bar is not None:
+                bar.update()
+        if bar is not None and bar is not progress:
+            bar.close()
         return sums.means()
 
     @torch.no_grad()
-    def _predict(self, images_u8: torch.Tensor):
-        """Yield (start, stop, softmax probabilities) over ``images_u8`` in evaluation batches."""
+    def _predict(self, images_u8: torch.Tensor, bar=None):
+        """Yield (start, stop, softmax probabilities) over ``images_u8`` in evaluation batches
+        (advancing the progress ``bar``, if any, once per batch)."""
         self.model.eval()
         bs = self.plan.eval_batch_size
         for start in range(0, len(images_u8), bs):
@@ -218,20 +232,23 @@ class Trainer:
             with self._autocast():
                 logits = self.model(self._inputs(self._batch(images_u8, slice(start, stop))))
             yield start, stop, torch.softmax(logits.float(), dim=1)
+            if bar is not None:
+                bar.update()
 
-    def evaluation_pass(self, epoch: int, splits: tuple[str, ...] = ("val", "test"), train: bool = True
-                        ) -> tuple[dict[str, SplitMeter], torch.Tensor | None]:
+    def evaluation_pass(self, epoch: int, splits: tuple[str, ...] = ("val", "test"), train: bool = True,
+                        progress=None) -> tuple[dict[str, SplitMeter], torch.Tensor | None]:
         """One evaluation-mode pass over the un-augmented training images (``train``) and the
         ``splits``. Training images: per-class IoU vs the current (meter ``current``) and the initial
         noisy labels (``noisy``), IoU_el / IoU_m (``el``, ``m``) on the pixels whose noisy label is
         wrong, and the method observes the same probabilities. Returns the meters (confusion
-        matrices counted on the device, read once) and the first training predictions (device)."""
+        matrices counted on the device, read once) and the first training predictions (device).
+        ``progress``: a bar of :meth:`progress_bar` advanced per batch."""
         names = (["current", "noisy", "el", "m"] if train else []) + list(splits)
         counts = ConfusionCounts(names, self.k, self.ignore, self.device)
         panel = []
         if train:
             clean, noisy = self.data.clean["train"], self.data.noisy
-            for start, stop, probs in self._predict(self.data.images["train"]):
+            for start, stop, probs in self._predict(self.data.images["train"], progress):
                 rows = slice(start, stop)
                 pred = probs.argmax(1)
                 c, n = self._batch(clean, rows), self._batch(noisy, rows)
@@ -244,7 +261,7 @@ class Trainer:
                 if start < PANEL_IMAGES:
                     panel.append(pred[: PANEL_IMAGES - start])
         for split in splits:
-            for start, stop, probs in self._predict(self.data.images[split]):
+            for start, stop, probs in self._predict(self.data.images[split], progress):
                 counts.add(split, probs.argmax(1), self._batch(self.data.clean[split], slice(start, stop)))
         panel_pred = torch.cat(panel)[:PANEL_IMAGES].to(torch.uint8) if panel else None
         return counts.meters(), panel_pred
@@ -299,14 +316,19 @@ class Trainer:
         epoch = self.epoch
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         t0 = time.perf_counter()
-        logs = self.train_epoch(epoch, progress)
+        splits = ("val", "test") if self.is_eval_epoch(epoch) else ()
+        bar = self.progress_bar(epoch, splits) if progress else None  # the whole epoch: train + evaluation
+        logs = self.train_epoch(epoch, bar if bar is not None else False)
         loss = float(logs["train_loss"])  # once per epoch, never per batch
         if not math.isfinite(loss):  # diverged: stop here, no evaluation of broken weights
+            if bar is not None:
+                bar.close()
             return self._diverged(epoch, lr, loss, t0), None
         train_time = time.perf_counter() - t0
         # (checks on the epoch's training loss go here, before the evaluation pass)
-        splits = ("val", "test") if self.is_eval_epoch(epoch) else ()
-        meters, panel_pred = self.evaluation_pass(epoch, splits)
+        meters, panel_pred = self.evaluation_pass(epoch, splits, progress=bar)
+        if bar is not None:
+            bar.close()
         before = self.labels.clone() if self.rewrites_labels else None
         self.method.on_epoch_end(epoch, self.labels, TrainIoU(meters["current"].iou, meters["noisy"].iou))
         changes = self._label_changes(before)
