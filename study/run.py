@@ -189,8 +189,9 @@ def init_ray(address: str | None) -> None:
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) -> Path:
+    from .parallel import conditions_at_once, run_side_by_side
     from .report import write_report
-    from .tuner import run_condition
+    from .tuner import done_marker, run_condition, search_concurrency
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state: at most 5 s old
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -202,11 +203,22 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     exp_dir, ray_root = experiment_dirs(spec)
     init_ray(address)
+    pending = []
     for condition in spec.condition_list():
-        t0 = time.time()
-        ran = run_condition(spec, exp_dir, ray_root, condition, verbose=verbose)
-        status = f"done in {time.time() - t0:.0f} s" if ran else "already finished, skipped"
-        print(f"[study] condition {condition_slug(condition)}: {status}", flush=True)
+        if done_marker(exp_dir, condition_slug(condition)).exists():
+            print(f"[study] condition {condition_slug(condition)}: already finished, skipped", flush=True)
+        else:
+            pending.append(condition)
+    import ray
+
+    at_once = conditions_at_once(spec, len(pending), ray.cluster_resources(), search_concurrency(spec))
+    if at_once > 1:  # one condition's max_concurrent trials leave slots free: fill them with others
+        run_side_by_side(spec, exp_dir, ray_root, pending, at_once, ray.get_runtime_context().gcs_address, verbose)
+    else:
+        for condition in pending:
+            t0 = time.time()
+            run_condition(spec, exp_dir, ray_root, condition, verbose=verbose)
+            print(f"[study] condition {condition_slug(condition)}: done in {time.time() - t0:.0f} s", flush=True)
     report = write_report(exp_dir)
     print(f"[study] report: {report}", flush=True)
     return exp_dir

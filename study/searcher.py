@@ -36,7 +36,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("journal://"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         return JournalStorage(JournalFileBackend(url[len("journal://"):]))
-    return optuna.storages.RDBStorage(url, heartbeat_interval=None)
+    # conditions run side by side write one SQLite file from several processes: wait for its lock
+    kwargs = {"engine_kwargs": {"connect_args": {"timeout": 60}}} if url.startswith("sqlite") else {}
+    return optuna.storages.RDBStorage(url, heartbeat_interval=None, **kwargs)
 
 
 class PrunedAwareOptunaSearch(OptunaSearch):
