@@ -57,8 +57,11 @@ def _condition_process(spec_dict: dict, exp_dir: str, ray_root: str, condition: 
 
     getattr(searcher, "RELOCATED", {}).update(state.get("relocated", {}))  # a moved experiment's storage
 
+    from .terminal import configure, log_to_driver
+
+    configure(verbose, live=False)  # the parent's --quiet/--verbose; no live line redrawn by several processes
     spec = parse_study(spec_dict)
-    ray.init(address=address, configure_logging=False, log_to_driver=True)
+    ray.init(address=address, configure_logging=False, log_to_driver=log_to_driver())
     try:
         run_condition(spec, Path(exp_dir), ray_root, condition, verbose=verbose)
     except (Interrupted, KeyboardInterrupt) as exc:

@@ -17,10 +17,12 @@ import yaml
 
 import copy
 
+from trainables.catalog import list_command, version
 from trainables.config import apply_overrides, read_yaml
 from trainables.errors import ConfigError, UserError
 from trainables.paths import check_writable_dir, make_dir
 
+from . import terminal
 from .leftovers import stop_leftovers
 from .lock import ExperimentLock
 from .preflight import alive_nodes, check_resources, probe_cluster
@@ -183,9 +185,10 @@ def init_ray(address: str | None) -> None:
     if address == "local":  # workers import the project from this checkout
         paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        ray.init(address="local", include_dashboard=False, configure_logging=False, log_to_driver=True)
+        ray.init(address="local", include_dashboard=False, configure_logging=False,
+                 log_to_driver=terminal.log_to_driver())
     else:  # nodes run the project installed (or on PYTHONPATH) where they were started
-        ray.init(address=address, configure_logging=False, log_to_driver=True)
+        ray.init(address=address, configure_logging=False, log_to_driver=terminal.log_to_driver())
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) -> Path:
@@ -225,9 +228,9 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("space", help="study YAML (search_spaces/*.yaml)")
+    ap.add_argument("space", nargs="?", help="study YAML (search_spaces/*.yaml), or an experiment folder with --resume")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny data, 3 epochs, 3 trials, 2 seeds, the first condition only: a check in under 2 "
                          "minutes (experiment name gets '-smoke')")
@@ -240,17 +243,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-samples", type=int, default=None, help="trials per condition (search.num_samples)")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="override a study key, e.g. --set trial.train.epochs=10 --set search.seed=1")
-    ap.add_argument("--quiet", action="store_true", help="less Ray Tune progress output")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="run every check (spec, data roots, storage, cluster resources), print the resolved search "
+                         "space per condition, the trials, replicas and the budget in epochs; write and start nothing")
+    out = ap.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true",
+                     help="only the study's lines (conditions, finished trials, report), no live summary line")
+    out.add_argument("--verbose", action="store_true",
+                     help="also Ray's status tables and log lines, the trials' own output and W&B's run summaries")
+    ap.add_argument("--list", nargs="?", const="all", metavar="WHAT",
+                    help="list methods, noise, datasets, archs or encoders with their parameters and defaults, "
+                         "then exit (without WHAT: every list by name)")
+    ap.add_argument("--version", action="version", version=f"noisyseg {version()}")
     args = ap.parse_args(argv)
-    os.umask(os.umask(0o022) | 0o022)  # files of the study are never group/other-writable (study.trust)
     try:
+        if args.list:
+            return list_command(args.list)
+        if args.space is None:
+            raise UserError("give a study YAML (e.g. search_spaces/adele.yaml), or --list / --version")
+        level = 0 if args.quiet else 2 if args.verbose else 1
+        terminal.configure(level)
+        os.umask(os.umask(0o022) | 0o022)  # files of the study are never group/other-writable (study.trust)
+        if args.dry_run:
+            return dry_run(args)
         started = preflight(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from .tuner import Interrupted
     try:
-        exp_dir = run_study(started.spec, address=args.address, verbose=0 if args.quiet else 1)
+        exp_dir = run_study(started.spec, address=args.address, verbose=level)
     except Interrupted as exc:
         print(f"[study] interrupted ({exc}); continue with: python -m study.run {args.space} --resume"
               f"{' --smoke' if args.smoke else ''}", file=sys.stderr)
@@ -271,11 +293,50 @@ class _Started:
         self.spec, self.lock = spec, lock
 
 
+def dry_run(args: argparse.Namespace) -> int:
+    """``--dry-run``: the checks of :func:`checks` and the cluster's resources; then what would run."""
+    from .dryrun import check_cluster, render
+
+    spec, exp_dir, resuming = checks(args)
+    cluster = check_cluster(spec, args.address)
+    print(render(spec, args.space, exp_dir, cluster, resuming))
+    return 0
+
+
 def preflight(args: argparse.Namespace) -> _Started:
     """Every check that can fail on user input, in the order that writes nothing before it passed:
     the spec (file, keys, metric, every combination), the storage location, the trust of a resumed
     folder, the lock (an existing experiment), the Ray connection and its resources; then the lock
     of a new experiment, the leftovers of a killed driver, and study.yaml."""
+    spec, exp_dir, resuming = checks(args)
+    lock = ExperimentLock.acquire(exp_dir) if resuming else None
+    try:
+        connect(args.address, spec)
+        lock = lock or ExperimentLock.acquire(exp_dir)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        raise
+    stopped = stop_leftovers(lock.previous)
+    if stopped:
+        print(f"note: stopped {stopped} Ray process(es) left by the interrupted driver (pid "
+              f"{lock.previous.get('pid')})", file=sys.stderr)
+    session = local_session()
+    if session:
+        lock.update(ray_session=session)
+    write_spec(spec)
+    print(f"[study] {spec.name}: {len(spec.condition_list())} condition(s) -> {exp_dir}", flush=True)
+    return _Started(spec, lock)
+
+
+def checks(args: argparse.Namespace) -> tuple[StudySpec, Path, bool]:
+    """The checks that read only (a real start and --dry-run): the spec (file, keys, metric, every
+    combination), its data root, the storage location, the trust of a resumed folder and whether it
+    exists; returns (spec to run, experiment folder, resuming)."""
     if args.num_samples is not None and args.num_samples < 1:
         raise ConfigError(f"--num-samples: got {args.num_samples}; allowed: 1 or more trials per condition")
     space, folder_storage = experiment_arg(args.space)
@@ -298,27 +359,7 @@ def preflight(args: argparse.Namespace) -> _Started:
         check_trusted(exp_dir)  # before Ray unpickles anything from it
     spec = choose_spec(spec, args.resume)
     validate_study(spec)
-    lock = ExperimentLock.acquire(exp_dir) if resuming else None
-    try:
-        connect(args.address, spec)
-        lock = lock or ExperimentLock.acquire(exp_dir)
-    except BaseException:
-        if lock is not None:
-            lock.release()
-        import ray
-
-        if ray.is_initialized():
-            ray.shutdown()
-        raise
-    stopped = stop_leftovers(lock.previous)
-    if stopped:
-        print(f"note: stopped {stopped} Ray process(es) left by the interrupted driver (pid "
-              f"{lock.previous.get('pid')})", file=sys.stderr)
-    session = local_session()
-    if session:
-        lock.update(ray_session=session)
-    write_spec(spec)
-    return _Started(spec, lock)
+    return spec, exp_dir, resuming
 
 
 def connect(address: str | None, spec: StudySpec) -> None:

@@ -27,11 +27,13 @@ from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
 from .failures import trial_failure
+from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
 from .spec_checks import baseline_overrides
+from .trial_info import TrialNamer
 from .wandb_log import StudyWandbCallback
 
 _DATASETS: dict[str, Any] = {}  # dataset config (JSON) -> decoded SegData, shared by conditions
@@ -81,14 +83,14 @@ def _concurrency(spec: StudySpec) -> int:
     return max(1, int(min(fits)))
 
 
-def _callbacks(spec: StudySpec, exp_dir: Path, slug: str, job_type: str) -> list:
+def _callbacks(spec: StudySpec, exp_dir: Path, slug: str, job_type: str, namer: TrialNamer) -> list:
     w = spec.logging.wandb
     if w.mode == "disabled":
         return []
     return [StudyWandbCallback(project=w.project, group=f"{spec.name}/{slug}", mode=w.mode, job_type=job_type,
-                               wandb_dir=str(exp_dir / "wandb") if "://" not in str(exp_dir) else None,
+                               wandb_dir=str(exp_dir) if "://" not in str(exp_dir) else None,  # runs in <exp>/wandb/
                                entity=w.entity, upload_timeout=w.upload_timeout,
-                               tags=[spec.name, slug, job_type])]
+                               tags=[spec.name, slug, job_type], study=spec.name, slug=slug, namer=namer)]
 
 
 def trial_dirname(trial) -> str:
@@ -96,19 +98,24 @@ def trial_dirname(trial) -> str:
 
 
 def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: str, job_type: str,
-                verbose: int) -> tune.RunConfig:
+                verbose: int, *, total: int, epochs: int, early_stop: bool) -> tune.RunConfig:
+    """``verbose``: 0 quiet, 1 the study's own lines (study.progress), 2 also Ray's status tables."""
     columns = {k: k.split(".")[-1] for k in spec.parameters if spec.parameters[k].value is None}
     if job_type == "final":
         columns = {"replica/label": "config", "replica/seed": "seed"}
     reporter = tune.CLIReporter(parameter_columns=columns, max_report_frequency=30,
                                 metric_columns={"epoch": "epoch", spec.metric.name: spec.metric.name})
+    namer = TrialNamer(slug, storage_url(spec.storage.optuna, exp_dir), study_name(spec, slug))
+    lines = trial_lines(slug=slug, phase=job_type, total=total, epochs=epochs, metric=spec.metric.name,
+                        parameters=spec.parameters, namer=namer, early_stop=early_stop,
+                        concurrency=min(total, _concurrency(spec)))
     return tune.RunConfig(
-        name=name, storage_path=ray_root, verbose=verbose, progress_reporter=reporter,
+        name=name, storage_path=ray_root, verbose=1 if verbose >= 2 else 0, progress_reporter=reporter,
         # the last checkpoint is all that resume and export need (Ray snapshots the experiment
         # state before deleting the previous one, so a resume never points at a deleted one)
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         failure_config=tune.FailureConfig(max_failures=1),
-        callbacks=_callbacks(spec, exp_dir, slug, job_type))
+        callbacks=[*_callbacks(spec, exp_dir, slug, job_type, namer), lines])
 
 
 def _fit(path: str, trainable, make_tuner, param_space: dict) -> tune.ResultGrid:
@@ -165,7 +172,9 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
                                         scheduler=scheduler, num_samples=spec.search.num_samples,
                                         metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True,
                                         trial_dirname_creator=trial_dirname),
-            run_config=_run_config(spec, exp_dir, ray_root, slug, slug, "search", verbose))
+            run_config=_run_config(spec, exp_dir, ray_root, slug, slug, "search", verbose,
+                                   total=spec.search.num_samples, epochs=epochs,
+                                   early_stop=spec.scheduler.type == "asha"))
 
     records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
     study = optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
@@ -225,7 +234,8 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
             tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=_concurrency(spec),
                                         metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True,
                                         trial_dirname_creator=trial_dirname),
-            run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose))
+            run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose, total=len(grid),
+                                   epochs=parse_trial(base).train.epochs, early_stop=False))
 
     final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner, param_space))
     _check_finished(final, len(grid))
