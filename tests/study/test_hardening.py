@@ -230,6 +230,13 @@ def test_diverged_trial_is_recorded_and_the_study_goes_on(diverging_study) -> No
     ok = optuna.load_study(study_name="hard/lr-0.01", storage=f"sqlite:///{exp / 'optuna.db'}")
     assert [t.state.name for t in ok.trials] == ["COMPLETE"]
     assert json.loads((exp / "done" / "lr-0.01").read_text())["search"][0]["failure"] is None
+    # W&B: the end state in the run's summary and tags
+    from tests.study.wandb_offline import read_runs
+
+    runs = read_runs(exp / "wandb")
+    assert "diverged" in runs[f"{slug}/t0"]["tags"] and runs[f"{slug}/t0"]["summary"]["state"] == "diverged"
+    assert runs[f"{slug}/t0"]["summary"]["failure"].startswith("diverged at epoch")
+    assert runs["lr-0.01/t0"]["summary"]["state"] == "complete" and "diverged" not in runs["lr-0.01/t0"]["tags"]
 
 
 def test_wandb_key_reaches_no_file(diverging_study) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+
+from tests.study.wandb_offline import check_study_runs
 
 from trainables.config import load_trial_config
 
@@ -164,10 +167,27 @@ def test_smoke_study_end_to_end(tmp_path):
     assert f"{100 * statistics.fmean(vals):.2f} ± {100 * statistics.stdev(vals):.2f}" in md
     assert list((report / "figures").glob("versus_rate-1.0.png")) and list((report / "figures").glob("curves_rate-1.0.png"))
 
-    # W&B offline: one run per trial (search + replicates), with image panels
-    runs = list((exp / "wandb").rglob("offline-run-*"))
-    assert len({r.name.rsplit("-", 1)[-1] for r in runs}) == 8, runs
-    assert list((exp / "wandb").rglob("*.png")) or list((exp / "wandb").rglob("media/images/*"))
+    # W&B offline: one run per trial (search + replicates) named, configured and tagged as a W&B
+    # user expects (tests/study/wandb_offline.py), with readable image panels
+    states = {f"rate-1.0/t{t.number}": t.state.name.lower() for t in ot}
+    states.update({f"rate-1.0/final-{label}-s{seed}": "complete" for label, seed in by})
+    runs = check_study_runs(exp, "e2e-smoke", "rate-1.0", {t.number: t.params for t in ot},
+                            {f"final-{label}-s{seed}": {"label": label, "seed": seed} for label, seed in by}, states)
+    for t in ot:
+        assert runs[f"rate-1.0/t{t.number}"]["id"] == t.user_attrs["ray_trial_id"]
+    panels = [r["panels"] for run in runs.values() for r in run["history"] if "panels" in r]
+    assert panels and all(p["height"] >= 2 * 256 and p["width"] >= 5 * 256 for p in panels), panels[:1]
+
+    # the terminal: the study's own lines, one per finished trial; none of Ray's or W&B's chatter
+    lines = res.stdout.splitlines()
+    ended = [ln for ln in lines if re.match(r"\[rate-1\.0\] (t\d+|final-\S+-s\d) +(complete|pruned at epoch \d/3) ", ln)]
+    assert len(ended) == 8 and len(lines) <= 20, res.stdout
+    for t in ot:
+        (line,) = [ln for ln in ended if ln.startswith(f"[rate-1.0] t{t.number} ")]
+        assert (" pruned at epoch " in line) == (t.state.name == "PRUNED") and f"lr={t.params['train.lr']:.4g}" in line
+    for noise in ("wandb:", "Checkpoint successfully created", "performance bottleneck", "DeprecationWarning",
+                  "FutureWarning", "core_worker", "Traceback", "A new study created", "== Status =="):
+        assert noise not in res.stdout + res.stderr, (noise, res.stdout + res.stderr)
 
     # never silently overwritten; the report CLI reproduces the report
     again = cli(tmp_path, str(space), "--smoke", "--storage", str(storage))
