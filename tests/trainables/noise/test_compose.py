@@ -48,7 +48,8 @@ def test_seed_fixes_a_composed_result(scene, ctx):
 
 
 def test_unknown_kind_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match=r"^noise\[1\]\.kind: unknown noise kind 'flip'; allowed: morph, "
+    with pytest.raises(ConfigError, match=r"^noise\[1\]\.kind: unknown noise kind 'flip' \(did you mean "
+                                          r"'flip_(a)?symmetric'\?\); allowed: morph, "
                                           r"flip_symmetric, flip_asymmetric, drop, misannotate, pixel$"):
         _specs({"kind": "drop"}, {"kind": "flip"})
 
