@@ -21,7 +21,7 @@ import pytest
 from study.leftovers import session_processes
 
 REPO = Path(__file__).resolve().parents[2]
-EPOCHS = 8
+EPOCHS = 40  # long enough that a quiet 2-core machine cannot finish the study before the kill
 
 SPEC = f"""
 name: moved
