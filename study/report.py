@@ -20,7 +20,6 @@ best validation epoch. ``max_test`` selects on test and is shown only beside the
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 from trainables.config import dump_trial_config, parse_trial
 from trainables.errors import UserError
+from trainables.tables import write_csv
 
 from . import figures
 from .failures import trial_failure
@@ -104,16 +104,6 @@ def display_names(spec: StudySpec, condition: dict, labels) -> dict[str, str]:
 
 
 # -- writing -----------------------------------------------------------------------------------------
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
 
 def write_parquet(path: Path, rows: list[dict]) -> None:
     """The rows as a Parquet table (pandas + pyarrow, installed with Ray); a column mixing types

@@ -28,7 +28,6 @@ exits with status 2; nothing is written (the export is built in a temporary fold
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import os
@@ -41,6 +40,7 @@ import numpy as np
 
 from .errors import UserError
 from .export_source import Source, load_source, resolve_source
+from .tables import write_csv
 
 LABEL_MODES = ("run", "confident")
 RUN_METRICS = ("epoch", "best_val", "max_test", "last", "val_miou", "test_miou", "label_miou", "noise_miou")
@@ -77,16 +77,6 @@ def predict(cfg, model_state: dict, images: np.ndarray, labels: np.ndarray, tau:
 
 
 # -- the export ------------------------------------------------------------------------------------
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
 
 def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: float = 0.7, top_k: int = 16,
                device: str = "auto", threads: int | None = None) -> dict:
@@ -170,8 +160,8 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
         if cfg.dataset.name == "segthor":
             nifti = [str(p.relative_to(tmp)) for p in
                      write_segthor_volumes(tmp, cfg.dataset.root, list(data.train.names), exported, original)]
-        _write_csv(tmp / "label_issues.csv", issues.images)
-        _write_csv(tmp / "label_issues_classes.csv", issues.classes)
+        write_csv(tmp / "label_issues.csv", issues.images)
+        write_csv(tmp / "label_issues_classes.csv", issues.classes)
         contact_sheet(images, original, preds.argmax, preds.confident, issues.order, list(data.train.names),
                       issues.scores["disagreement"], top_k, ignore).save(tmp / "suspects.png")
 
