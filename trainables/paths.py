@@ -39,3 +39,18 @@ def _read_only(node: Path) -> bool:
         return bool(os.statvfs(node).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie counts as dead; another user's process
+    as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .config import TrialConfig, parse_trial, set_value
+from .paths import pid_alive as _alive
 
 IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
 SCRATCH_PREFIX = "noisyseg-"  # <tmp>/noisyseg-<pid>-XXXX: a trial's staged checkpoints
@@ -78,16 +79,6 @@ def remove_dead_scratch(root: str | None = None) -> list[str]:
         shutil.rmtree(path, ignore_errors=True)
         gone.append(path)
     return gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def train(config: dict[str, Any], dataset: Any = None) -> None:
