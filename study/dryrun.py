@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from .spec import Parameter, StudySpec, condition_slug, with_condition
-from .tuner import replicas
+from .replication import replicas
 
 
 def local_nodes() -> list[dict]:
@@ -91,8 +91,10 @@ def render(spec: StudySpec, space: str, exp_dir, cluster: str, resuming: bool) -
 
     s, sched = spec.search, spec.scheduler
     lines = [f"study {spec.name} ({space}): {'would resume' if resuming else 'would write'} {exp_dir}",
-             f"  metric: {spec.metric.name} ({spec.metric.goal}); search: {s.algorithm}, seed {s.seed}, "
-             f"{s.num_samples} trials per condition, {s.max_concurrent or 'as many as fit'} at a time",
+             f"  metric: {spec.metric.name} ({spec.metric.goal}); "
+             + (f"search: {s.algorithm}, seed {s.seed}, {s.num_samples} trials per condition, "
+                f"{s.max_concurrent or 'as many as fit'} at a time" if s.num_samples
+                else f"no search (the trial as configured is replicated), {s.max_concurrent or 'as many as fit'} at a time"),
              f"  scheduler: {sched.type}" + (f" (grace {sched.grace_period} epochs, reduction factor "
                                              f"{sched.reduction_factor:g}, max_t {sched.max_t or 'train.epochs'})"
                                              if sched.type == "asha" else ""),

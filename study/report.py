@@ -99,6 +99,8 @@ def replica_of(t: dict) -> dict:
 def display_names(spec: StudySpec, condition: dict, labels) -> dict[str, str]:
     """``tuned`` -> ``adele (tuned)``; baselines keep their names."""
     method = str(condition.get("method.name") or (spec.trial.get("method") or {}).get("name", "method"))
+    if spec.search.num_samples == 0:  # no search: the trial as configured
+        return {lab: f"{method} (as configured)" if lab == "tuned" else lab for lab in labels}
     return {lab: (f"{method} (tuned)" if lab == "tuned" else f"{method} (tuned {lab[5:]})"
                   if lab.startswith("tuned#") else lab) for lab in labels}
 
@@ -345,8 +347,9 @@ def _markdown(spec: StudySpec, verdict_md: list[str], replication_md: list[str],
     seeds = ", ".join(map(str, spec.final.seeds))
     lines = [f"# Study {spec.name}", "",
              f"Metric for model selection: `{spec.metric.name}` ({spec.metric.goal}, validation); "
-             f"{spec.search.num_samples} search trials per condition ({spec.search.algorithm}, seed {spec.search.seed}); "
-             f"replication: top {spec.final.top_k} configuration(s) and {len(spec.baselines)} baseline(s) x "
+             + (f"{spec.search.num_samples} search trials per condition ({spec.search.algorithm}, seed {spec.search.seed}); "
+                if spec.search.num_samples else "no search (the trial as configured); ")
+             + f"replication: top {spec.final.top_k} configuration(s) and {len(spec.baselines)} baseline(s) x "
              f"{len(spec.final.seeds)} fresh seeds ({seeds}), never used by the search.", "",
              "## Verdict: does the tuned configuration beat its baselines?", "",
              "Test mIoU in %. `best-val`: test mIoU at the epoch of best validation mIoU (chosen on validation "

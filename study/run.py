@@ -18,7 +18,7 @@ import yaml
 import copy
 
 from trainables.catalog import list_command, version
-from trainables.config import apply_overrides, read_yaml
+from trainables.config import read_yaml
 from trainables.errors import ConfigError, UserError
 from trainables.paths import check_writable_dir, make_dir
 
@@ -26,7 +26,7 @@ from . import terminal
 from .leftovers import stop_leftovers
 from .lock import ExperimentLock
 from .preflight import alive_nodes, check_resources, probe_cluster
-from .spec import StudySpec, condition_slug, load_study, parse_study
+from .spec import StudySpec, apply_study_overrides, condition_slug, load_study, parse_study
 from .trust import check_trusted
 from .validate import validate_study
 
@@ -67,28 +67,6 @@ def resolve_spec(path: str, *, smoke: bool, sets: list[str], storage: str | None
     if num_samples is not None:
         extra.append(f"search.num_samples={num_samples}")
     return parse_study(apply_study_overrides(raw, extra), path)
-
-
-def apply_study_overrides(raw: dict, items: list[str]) -> dict:
-    """``--set`` for a study: condition and parameter keys contain dots themselves, so
-    ``conditions.noise.0.rate=[0.5]`` and ``parameters.method.r.max=0.9`` address them whole."""
-    raw = dict(raw)
-    plain = []
-    for item in items:
-        key, _, value = item.partition("=")
-        section, _, rest = key.partition(".")
-        if section not in ("conditions", "parameters") or not rest:
-            plain.append(item)
-            continue
-        table = raw[section] = dict(raw.get(section) or {})
-        name = next((k for k in sorted(table, key=len, reverse=True)
-                     if rest == k or rest.startswith(k + ".")), rest)
-        if rest == name:
-            table[name] = yaml.safe_load(value)
-        else:
-            table[name] = apply_overrides(table[name] if isinstance(table[name], dict) else {},
-                                          [f"{rest[len(name) + 1:]}={value}"])
-    return apply_overrides(raw, plain)
 
 
 def experiment_dirs(spec: StudySpec) -> tuple[Path, str]:

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from trainables._typed import check_range, from_dict, join, suggest, to_dict
 from trainables.config import apply_overrides, parse_trial, read_yaml
 from trainables.errors import ConfigError
@@ -58,11 +60,11 @@ class Metric:
 class Search:
     algorithm: Literal["tpe", "random", "grid"] = "tpe"  # grid: every combination of the values, once
     seed: int = 0
-    num_samples: int = 8
+    num_samples: int = 8  # 0: no search, the trial as configured is replicated (a fixed protocol)
     max_concurrent: int | None = None  # None: as many as the resources allow
 
     def validate(self, path: str) -> None:
-        check_range(join(path, "num_samples"), self.num_samples, 1)
+        check_range(join(path, "num_samples"), self.num_samples, 0)
         check_range(join(path, "max_concurrent"), self.max_concurrent, 1)
 
 
@@ -284,6 +286,28 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> StudySpe
     return parse_study(raw, str(path))
 
 
+def apply_study_overrides(raw: dict, items: list[str]) -> dict:
+    """``--set`` for a study: condition and parameter keys contain dots themselves, so
+    ``conditions.noise.0.rate=[0.5]`` and ``parameters.method.r.max=0.9`` address them whole."""
+    raw = dict(raw)
+    plain = []
+    for item in items:
+        key, _, value = item.partition("=")
+        section, _, rest = key.partition(".")
+        if section not in ("conditions", "parameters") or not rest:
+            plain.append(item)
+            continue
+        table = raw[section] = dict(raw.get(section) or {})
+        name = next((k for k in sorted(table, key=len, reverse=True)
+                     if rest == k or rest.startswith(k + ".")), rest)
+        if rest == name:
+            table[name] = yaml.safe_load(value)
+        else:
+            table[name] = apply_overrides(table[name] if isinstance(table[name], dict) else {},
+                                          [f"{rest[len(name) + 1:]}={value}"])
+    return apply_overrides(raw, plain)
+
+
 def _parse(raw: Any) -> StudySpec:
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level (name, parameters, trial, ...)")
@@ -321,6 +345,9 @@ def _parse(raw: Any) -> StudySpec:
         spec.parameters[str(key)] = from_dict(Parameter, body, f"parameters.{key}")
 
     spec.baselines = parse_baselines(baselines)
+    if spec.search.num_samples == 0 and spec.parameters:
+        raise ConfigError(f"search.num_samples: 0 (no search) with {len(spec.parameters)} searched parameters; "
+                          "remove parameters: to replicate the trial as configured, or set num_samples >= 1")
     check_when(spec)
     check_keys(spec)
     if spec.search.algorithm == "grid":

@@ -32,7 +32,7 @@ from .relocation import RelocatableSearchGenerator
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
-from .spec_checks import baseline_overrides
+from .replication import replicas, top_configs
 from .trial_info import TrialNamer
 from .wandb_log import StudyWandbCallback
 
@@ -149,6 +149,8 @@ def _check_finished(records: list[dict], expected: int) -> None:
 
 
 def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *, verbose: int = 1) -> list[dict]:
+    if spec.search.num_samples == 0:
+        return []  # a fixed protocol: the trial as configured is replicated
     slug = condition_slug(condition)
     base = with_condition(spec, condition)
     epochs = parse_trial(base).train.epochs
@@ -181,37 +183,6 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
     _check_finished(records, spec.search.num_samples)
     reconcile(study, {r["trial_id"]: (r["metrics"], r["error"]) for r in records}, spec.metric.name)
     return records
-
-
-def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
-    """The ``final.top_k`` best full-budget trials' searched values (dotted keys), ranked by the
-    study's metric (a validation number: spec_checks refuses test scores)."""
-    full = [r for r in records if not r["error"] and r["metrics"].get(spec.metric.name) is not None
-            and not r["metrics"].get("diverged")
-            and r["metrics"].get("epoch", 0) >= r["metrics"].get("epochs_total", 0)]
-    full.sort(key=lambda r: r["metrics"][spec.metric.name], reverse=spec.metric.mode == "max")
-    return [{"trial_id": r["trial_id"], "params": {k: v for k, v in r["config"].items() if "." in k}}
-            for r in full[:spec.final.top_k]]
-
-
-def replicas(spec: StudySpec, top: list[dict]) -> list[dict]:
-    """The replication grid: each top configuration and each baseline, with every seed of
-    ``final.seeds`` (as seed and noise seed: all configurations of a seed see the same noisy labels,
-    so their differences are paired). ``label``: ``tuned`` (``tuned#k`` for rank k > 1) or the
-    baseline's name."""
-    out = []
-    for rank, t in enumerate(top, 1):
-        label = "tuned" if rank == 1 else f"tuned#{rank}"
-        out += [{"label": label, "rank": rank, "seed": seed, "source_trial": t["trial_id"],
-                 "overrides": {**t["params"], "seed": seed, "noise_seed": seed}} for seed in spec.final.seeds]
-    best = top[0]["params"] if top else None
-    for name, baseline in spec.baselines.items():
-        overrides = baseline_overrides(baseline, best)
-        if overrides is None:
-            continue  # built on the tuned values, and no search trial finished
-        out += [{"label": name, "rank": 0, "seed": seed, "source_trial": top[0]["trial_id"] if baseline.tuned else None,
-                 "overrides": {**overrides, "seed": seed, "noise_seed": seed}} for seed in spec.final.seeds]
-    return out
 
 
 def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, records: list[dict], *,

@@ -7,7 +7,7 @@ import pytest
 
 from study.spec import parse_study
 from study.spec_checks import search_seeds
-from study.tuner import replicas
+from study.replication import replicas, top_configs
 from trainables.errors import ConfigError
 from trainables.tune_adapter import trial_config
 
@@ -91,3 +91,22 @@ def test_search_seeds_cover_conditions_and_parameters():
     assert sorted(search_seeds(spec)) == [0, 4, 9, 10, 11, 12]
     with pytest.raises(ConfigError, match=r"final\.seeds: 11 \(parameters\.noise_seed\)"):
         spec_of(parameters={"noise_seed": {"distribution": "int_uniform", "min": 10, "max": 12}}, final={"seeds": [11]})
+
+
+def test_no_search_replicates_the_trial_as_configured():
+    """``search.num_samples: 0``: no Optuna trial; the trial as configured is the replicated
+    configuration (label ``tuned``), its tuned-based baselines build on the configured values."""
+    spec = spec_of(parameters=None, search={"num_samples": 0})
+    assert spec.search.num_samples == 0
+    top = top_configs(spec, [])
+    assert top == [{"trial_id": None, "params": {}}]
+    grid = replicas(spec, top)
+    assert [(g["label"], g["seed"]) for g in grid] == [
+        (label, s) for label in ("tuned", "ce", "global") for s in (5, 6, 7)]
+    base = {"trial": {"method": {"name": "adele", "r": 0.6}, "noise": [{"kind": "morph"}]}}
+    glob = trial_config({**base, "replica": grid[-1]})
+    assert glob.method.name == "adele" and glob.method.params.r == 0.6 and not glob.method.params.class_adaptive
+    with pytest.raises(ConfigError, match=r"search.num_samples: 0 \(no search\) with 2 searched parameters"):
+        spec_of(search={"num_samples": 0})
+    with pytest.raises(ConfigError, match="search.num_samples"):
+        spec_of(parameters=None, search={"num_samples": -1})
