@@ -5,10 +5,13 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataError
+import numpy as np
+
+from .._typed import suggest
+from ..errors import ConfigError, DataError
 from ._base import IGNORE_INDEX, SegData
 from ._io import decode_all, limit, load_pair, make_split, require_root, value_lut
 
@@ -25,7 +28,32 @@ _ALLOWED = f"0..{len(CLASS_NAMES) - 1} (classes) or {VOID_VALUE} (void)"
 
 @dataclass
 class Options:
-    """CamVid has no loader options of its own."""
+    """``background``: CamVid classes merged into a new class 0 "background" (the others keep their
+    order from 1). CamVid has no background class, while the noise models and methods of the papers
+    treat class 0 as one (morph erodes objects into it, drop relabels unannotated objects as it, ADELE
+    and PU separate it from the objects); e.g. the stuff classes ``[Sky, Building, Road, Pavement,
+    Tree]`` leave the things (pole, sign, fence, car, pedestrian, bicyclist) on a background, as in
+    VOC. Empty: the 11 classes, Sky as class 0."""
+    background: list[str] = field(default_factory=list)
+
+    def validate(self, path: str) -> None:
+        for i, name in enumerate(self.background):
+            if name not in CLASS_NAMES:
+                raise ConfigError(f"{path}.background.{i}: unknown CamVid class {name!r}{suggest(name, CLASS_NAMES)}; "
+                                  f"allowed: {', '.join(CLASS_NAMES)}")
+        if len(set(self.background)) >= len(CLASS_NAMES):
+            raise ConfigError(f"{path}.background: merges every class; leave at least one class out of it")
+
+
+def classes_and_lut(background: list[str]) -> tuple[list[str], np.ndarray]:
+    """The class names and the raw value -> id table, with ``background`` merged into class 0."""
+    if not background:
+        return list(CLASS_NAMES), _LUT
+    kept = [c for c in CLASS_NAMES if c not in background]
+    lut = _LUT.copy()
+    for value, name in enumerate(CLASS_NAMES):
+        lut[value] = 0 if name in background else kept.index(name) + 1
+    return ["background", *kept], lut
 
 
 def camvid_dir(root: str | None) -> Path:
@@ -59,11 +87,12 @@ def list_pairs(camdir: Path, split: str) -> list[tuple[Path, Path]]:
 def load(cfg) -> SegData:
     camdir = camvid_dir(cfg.root)
     size = tuple(cfg.size) if cfg.size is not None else NATIVE_SIZE
+    names, lut = classes_and_lut(list(cfg.options.background) if cfg.options is not None else [])
     splits = {}
     for split, n in cfg.split_limits().items():
         pairs = limit(list_pairs(camdir, split), n)
-        decoded = decode_all(lambda p: load_pair(p[0], p[1], _LUT, _ALLOWED, size), pairs)
+        decoded = decode_all(lambda p: load_pair(p[0], p[1], lut, _ALLOWED, size), pairs)
         splits[split] = make_split(split, str(camdir / f"{split}.txt"), [d[0] for d in decoded],
                                    [d[1] for d in decoded], [p[0].stem for p in pairs])
-    return SegData(**splits, class_names=list(CLASS_NAMES), ignore_index=IGNORE_INDEX,
+    return SegData(**splits, class_names=names, ignore_index=IGNORE_INDEX,
                    meta={"root": str(camdir), "void_value": VOID_VALUE})

@@ -127,3 +127,20 @@ def test_malformed_list_line(tmp_path):
     (cam / "train.txt").write_text("/SegNet/CamVid/train/0.png\n")
     with pytest.raises(DataError, match=r"train\.txt:1: .*expected 'image_path mask_path'"):
         load(root=str(tmp_path))
+
+
+def test_background_option_merges_classes_into_class_0(camvid_root):
+    """``background: [...]`` merges those classes into a new class 0; the others keep their order
+    from 1 and their pixels; void stays void."""
+    plain = load(root=str(camvid_root), size=[90, 120], max_images=3)
+    stuff = ["Sky", "Building", "Road", "Pavement", "Tree"]
+    things = load(root=str(camvid_root), size=[90, 120], max_images=3, background=stuff)
+    assert things.class_names == ["background", "Pole", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist"]
+    for split in ("train", "val", "test"):
+        a, b = getattr(plain, split).masks, getattr(things, split).masks
+        assert ((b == 0) == np.isin(a, [0, 1, 3, 4, 5])).all()
+        assert ((b == 255) == (a == 255)).all()
+        for new, old in enumerate([2, 6, 7, 8, 9, 10], 1):
+            assert ((b == new) == (a == old)).all()
+    with pytest.raises(Exception, match=r"dataset.background.0: unknown CamVid class 'Skyy' \(did you mean 'Sky'\?\)"):
+        parse_trial({"dataset": {"name": "camvid", "root": str(camvid_root), "background": ["Skyy"]}})
