@@ -125,6 +125,6 @@ def render(spec: StudySpec, space: str, exp_dir, cluster: str, resuming: bool) -
               else f"{totals['search_max']}")
     lines += ["", f"budget: {len(conditions)} condition(s), {totals['trials']} trials + {totals['replicas']} "
                   f"replicas = {search} + {totals['final']} epochs"
-                  + (" (ASHA stops trials between grace_period and the full budget)" if sched.type == "asha" else ""),
+                  + (" (ASHA stops trials between grace_period and the full budget)" if sched.type == "asha" and s.num_samples else ""),
               "dry run: all checks passed; nothing was written and nothing was started"]
     return "\n".join(lines)

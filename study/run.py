@@ -40,8 +40,10 @@ def smoke_overrides(raw: dict) -> list[str]:
     dataset = (trial.get("dataset") or {}).get("name", "synthetic")
     out = [f"name={raw.get('name', 'study')}-smoke", "trial.train.epochs=3", "trial.train.batch_size=8",
            "trial.train.threads=1", "trial.eval_every=1", "trial.dataset.size=[32, 32]",
-           "search.num_samples=3", "search.max_concurrent=2", "scheduler.grace_period=1", "scheduler.max_t=null",
+           "search.max_concurrent=2", "scheduler.grace_period=1", "scheduler.max_t=null",
            "final.top_k=1", "resources.cpu=1", "logging.wandb.images_every=2"]
+    if ((raw.get("search") or {}).get("num_samples")) != 0:  # a study without search stays without
+        out.append("search.num_samples=3")
     seeds = (raw.get("final") or {}).get("seeds") or [1, 2]
     out.append(f"final.seeds={list(seeds)[:2]}")  # two of the study's own (fresh) replication seeds
     for k, v in SMOKE_DATA.get(dataset, {}).items():
