@@ -84,6 +84,63 @@ def overall(verdicts: list[str]) -> str:
     return "not reproduced"
 
 
+def _med(xs: list) -> float:
+    xs = [x for x in xs if isinstance(x, (int, float)) and math.isfinite(x)]
+    return statistics.median(xs) if xs else math.nan
+
+
+def adele_diagnostics(reps: dict, labels: list[tuple[str, str]], class_names: list[str] | None) -> list[str]:
+    """Per ADELE configuration (medians over seeds): trigger epoch per class (1-based), correction
+    epochs, pixel-weighted relabel precision of the first and of the later corrections, label mIoU
+    (noisy -> best -> last) and the last IoU_el / IoU_m."""
+    lines = ["| configuration | trigger epoch per class | corrections | relabel precision first / later | "
+             "label mIoU noisy -> best -> last | last IoU_el / IoU_m |", "|---|---|---|---|---|---|"]
+    for label, name in labels:
+        per = reps.get(label, {})
+        if not per:
+            continue
+        trig, ncorr, first, later, lab0, labmax, lablast, el, m = ([] for _ in range(9))
+        for r in per.values():
+            h, last = r["history"], r["last"]
+            trig.append({int(k.rsplit("/", 1)[1]): v for k, v in last.items() if k.startswith("method/trigger/")})
+            corr = [x for x in h if x.get("relabel/pixels")]
+            ncorr.append(len(corr))
+            if corr:
+                first.append(corr[0].get("relabel/precision"))
+                px = sum(x["relabel/pixels"] for x in corr[1:])
+                later.append(sum(x["relabel/pixels"] * (x.get("relabel/precision") or 0) for x in corr[1:]) / px if px else math.nan)
+            lab0.append(h[0].get("noise_miou"))
+            labmax.append(max(x.get("label_miou", -1) for x in h))
+            lablast.append(last.get("label_miou"))
+            el.append(last.get("iou_el"))
+            m.append(last.get("iou_m"))
+        classes = sorted({c for t in trig for c in t})
+        tcells = []
+        for c in classes:
+            vals = [t.get(c) for t in trig]
+            fired = [v + 1 for v in vals if isinstance(v, (int, float)) and v >= 0]
+            cname = class_names[c] if class_names and c < len(class_names) else str(c)
+            tcells.append(f"{cname} {_med(fired):.0f}" if len(fired) == len(vals) else
+                          f"{cname} {'never' if not fired else f'{_med(fired):.0f} ({len(fired)}/{len(vals)})'}")
+        lines.append(f"| {name} | {', '.join(tcells) or '—'} | {_med(ncorr):.0f} | {_med(first):.2f} / {_med(later):.2f} | "
+                     f"{_med(lab0):.3f} -> {_med(labmax):.3f} -> {_med(lablast):.3f} | {_med(el):.3f} / {_med(m):.3f} |")
+    return lines
+
+
+def learned_epochs(reps: dict, label: str, level: float = 0.3) -> str:
+    """Median epoch each class's training IoU (vs the labels trained on) first reaches ``level``."""
+    per = reps.get(label, {})
+    if not per:
+        return "—"
+    names = list(dict.fromkeys(k.split("/", 1)[1] for r in per.values() for k in r["last"] if k.startswith("train_iou/")))
+    cells = []
+    for c in names:
+        eps = [next((x["epoch"] for x in r["history"] if (x.get(f"train_iou/{c}") or 0) >= level), None) for r in per.values()]
+        got = [e for e in eps if e is not None]
+        cells.append(f"{c} {_med(got):.0f}" if len(got) == len(eps) else f"{c} {'never' if not got else f'{_med(got):.0f} ({len(got)}/{len(eps)})'}")
+    return ", ".join(cells)
+
+
 # -- protocols ---------------------------------------------------------------------------------------
 
 def p1(reps: dict, ds: str, fig_dir: Path) -> tuple[list[str], list[tuple]]:
@@ -108,6 +165,8 @@ def p1(reps: dict, ds: str, fig_dir: Path) -> tuple[list[str], list[tuple]]:
                            "Fig. 1: yes (VOC, SegTHOR)", "reproduced" if ok else "not reproduced",
                            f"IoU_el {el[peak]:.2f} at epoch {peak + 1} -> {el[-1]:.2f}; IoU_m {m[peak]:.2f} -> {m[-1]:.2f}"))
         _curve(fig_dir, ds, label, hists)
+    lines += ["", f"Epoch each class is learned by ce (training IoU vs its labels >= 0.3, median of seeds): "
+                  f"{learned_epochs(reps, 'ce')}."]
     return lines, claims
 
 
@@ -283,6 +342,10 @@ def write(studies: list, out: Path, fig_dir: Path, protocols: dict, args) -> Pat
             sections.append(("Protocol 2: ADELE Table 1 (morph noise on every image)", lines, c2))
             lines, c3 = p3(reps)
             sections.append(("Protocol 3: ADELE Table 2 (last epoch; paper: SegTHOR)", lines, c3))
+            diag = adele_diagnostics(reps, [("tuned", "ADELE"), ("adele_global", "ADELE w/o class adaptivity"),
+                                            ("corr_single", "correction, single scale"),
+                                            ("corr_ms_input", "correction, multiscale input")], _class_names(reps))
+            sections.append(("ADELE's diagnostics (protocols 2-3; medians over seeds)", diag, []))
         if ("adele_levels", ds) in by:
             levels = [(c["noise.0.rate"], replicates(exp("adele_levels"), condition_slug(c)))
                       for c in by[("adele_levels", ds)].condition_list()]
@@ -321,6 +384,16 @@ def write(studies: list, out: Path, fig_dir: Path, protocols: dict, args) -> Pat
     md += ["", f"Command: `{cmd}` (reruns continue where they stopped)."]
     out.write_text("\n".join(md) + "\n")
     return out
+
+
+def _class_names(reps: dict) -> list[str] | None:
+    """Class names by index, from the per-class keys of any replicate (train_iou/<name>, in order)."""
+    for per in reps.values():
+        for r in per.values():
+            names = [k.split("/", 1)[1] for k in r["last"] if k.startswith("train_iou/")]
+            if names:
+                return names if names[0] == "background" else names
+    return None
 
 
 def _report(exp_dir: Path) -> None:
