@@ -275,7 +275,7 @@ def _levels_figure(fig_dir: Path, ds: str, points: list) -> None:
         err = [[p[idx].mean - p[idx].lo if p[idx].n > 1 else 0 for p in points],
                [p[idx].hi - p[idx].mean if p[idx].n > 1 else 0 for p in points]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=4, label=name, color=color)
-    ax.set(xlabel="label mIoU of the noisy training labels", ylabel="test mIoU % (best-val)",
+    ax.set(xlabel="label mIoU of the noisy training labels", ylabel="test mIoU % (best-val: mean, 95% CI)",
            title=f"{ds}: ce vs ADELE across corruption levels (protocol 4)")
     ax.invert_xaxis()
     ax.legend(fontsize=8)
