@@ -191,7 +191,10 @@ def p1(reps: dict, ds: str, fig_dir: Path) -> tuple[list[str], list[tuple]]:
 
 
 def _curve(fig_dir: Path, ds: str, label: str, hists: list[list[dict]]) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a GPU box without matplotlib: the figures are drawn back home (--tables-only)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -261,7 +264,10 @@ def p4(levels: list[tuple[str, dict]], ds: str, fig_dir: Path) -> tuple[list[str
 
 
 def _levels_figure(fig_dir: Path, ds: str, points: list) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # a GPU box without matplotlib: the figures are drawn back home (--tables-only)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
