@@ -332,7 +332,8 @@ def p6(settings: list[tuple[str, dict]]) -> tuple[list[str], list[tuple]]:
     if mis:
         v, t = judge(mis[0][1], "tuned", "ce")
         claims.append(("6", "pu exponential vs ce under misannotation (0 -> k)", "no number in the draft",
-                       f"no claim ({'above' if v != 'not reproduced' else 'not above'} ce)", t))
+                       "not measured" if v == "not measured" else
+                       f"no claim ({'not above' if v == 'not reproduced' else 'above'} ce)", t))
     return lines, claims
 
 
