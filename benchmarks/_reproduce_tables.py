@@ -17,7 +17,7 @@ from typing import Any
 
 from study.report import read_trials, replica_of
 from study.spec import condition_slug
-from study.stats import paired, summarize
+from study.stats import paired, summarize, verdict
 
 KEYS = ("best_val", "max_test", "last")
 # the papers' numbers (mIoU / AP / F1 in %), from ../shared/METHODS.md and ../shared/papers
@@ -65,11 +65,11 @@ def cell(reps: dict, label: str, key: str) -> str:
 
 def judge(reps: dict, a: str, b: str, key: str = "best_val") -> tuple[str, str]:
     """(verdict, 'Δ +1.2 [-0.3, +2.7]') of the claim 'a beats b' on the paired per-seed difference."""
-    d, seeds = paired(values(reps, a, key), values(reps, b, key))
+    d, _ = paired(values(reps, a, key), values(reps, b, key))
     if not d.n:
         return "not measured", "—"
     text = f"Δ {100 * d.mean:+.1f}" + (f" [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}]" if d.n > 1 else "") + f" (n={d.n})"
-    if d.n > 1 and d.lo > 0:
+    if verdict(d) == "better":  # the study report's rule: the paired interval lies above 0
         return "reproduced", text
     return ("partly" if d.mean > 0 else "not reproduced"), text
 
@@ -184,13 +184,14 @@ def p1(reps: dict, ds: str, fig_dir: Path) -> tuple[list[str], list[tuple]]:
             claims.append(("1", "ce: IoU_el peaks early, then falls while IoU_m climbs (memorisation)",
                            "Fig. 1: yes (VOC, SegTHOR)", "reproduced" if ok else "not reproduced",
                            f"IoU_el {el[peak]:.2f} at epoch {peak + 1} -> {el[-1]:.2f}; IoU_m {m[peak]:.2f} -> {m[-1]:.2f}"))
-        _curve(fig_dir, ds, label, hists)
+            _curve(fig_dir, ds, hists)
     lines += ["", f"Epoch each class is learned by ce (training IoU vs its labels >= 0.3, median of seeds): "
                   f"{learned_epochs(reps, 'ce')}."]
     return lines, claims
 
 
-def _curve(fig_dir: Path, ds: str, label: str, hists: list[list[dict]]) -> None:
+def _curve(fig_dir: Path, ds: str, hists: list[list[dict]]) -> None:
+    """ce's IoU_el and IoU_m per epoch, one line per seed (protocol 1's figure)."""
     try:
         import matplotlib
     except ImportError:  # a GPU box without matplotlib: the figures are drawn back home (--tables-only)
@@ -198,8 +199,6 @@ def _curve(fig_dir: Path, ds: str, label: str, hists: list[list[dict]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if label != "ce":
-        return
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for i, h in enumerate(hists):
         ep = [r.get("epoch") for r in h]
@@ -425,7 +424,7 @@ def _class_names(reps: dict) -> list[str] | None:
         for r in per.values():
             names = [k.split("/", 1)[1] for k in r["last"] if k.startswith("train_iou/")]
             if names:
-                return names if names[0] == "background" else names
+                return names
     return None
 
 
