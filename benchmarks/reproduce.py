@@ -48,14 +48,16 @@ def spec_path(stem: str, dataset: str) -> Path:
     return REPO / "search_spaces" / "paper" / f"{stem}{'' if dataset == 'synthetic' else '_' + dataset}.yaml"
 
 
-def overrides(dataset: str, scale: str, device: str, storage: str, camvid_root: str | None) -> list[str]:
+def overrides(dataset: str, scale: str, device: str, executor: str, storage: str, camvid_root: str | None) -> list[str]:
     sets = [f"storage.path={storage}"]
     if scale == "full":
         sets += FULL.get(dataset, [])
     if dataset != "synthetic" and camvid_root:
         sets.append(f"trial.dataset.root={camvid_root}")
     if device == "cuda":
-        sets += ["trial.train.device=cuda", "resources.gpu=0.25"]
+        sets.append("trial.train.device=cuda")
+        if executor == "study":  # Ray packs 4 trials per GPU; the local executor runs --workers at a time
+            sets.append("resources.gpu=0.25")
     return sets
 
 
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     studies = []
     try:
         for dataset in args.dataset:
-            sets = overrides(dataset, args.scale, args.device, args.storage, args.camvid_root) + args.sets
+            sets = overrides(dataset, args.scale, args.device, executor, args.storage, args.camvid_root) + args.sets
             for stem in args.only:
                 studies.append((stem, dataset, sets, load(stem, dataset, sets, args.scale)))
     except UserError as exc:
