@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -98,8 +99,9 @@ def choose_spec(spec: StudySpec, resume: bool) -> StudySpec:
     exp_dir, _ = experiment_dirs(spec)
     stored = exp_dir / "study.yaml"
     if not stored.exists():
-        if resume:
-            print(f"note: no experiment at {exp_dir}; starting it", file=sys.stderr)
+        if resume:  # as Ray's Tuner.restore and W&B's resume="must": nothing is started in its place
+            raise UserError(f"--resume: no experiment at {exp_dir} (no {stored.name}); check --storage / the "
+                            "folder, or run without --resume to start it")
         return spec
     if not resume:
         raise UserError(f"experiment {spec.name!r} already exists at {exp_dir}; pass --resume to continue it "
@@ -154,6 +156,20 @@ def experiment_arg(path: str) -> tuple[str, str | None]:
     if folder.is_dir() and (folder / "study.yaml").is_file():
         return str(folder / "study.yaml"), str(folder.resolve().parent)
     return path, None
+
+
+def resume_hint(spec: StudySpec) -> str:
+    """The command that continues this experiment, wherever it was started from: its folder (relative
+    to the current one when inside it), which holds the spec it runs."""
+    exp_dir, _ = experiment_dirs(spec)
+    if "://" in spec.storage.path:
+        return (f"python -m study.run {shlex.quote(str(exp_dir / 'study.yaml'))} --storage "
+                f"{shlex.quote(spec.storage.path)} --resume")
+    try:
+        shown = str(exp_dir.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(exp_dir)
+    return f"python -m study.run {shlex.quote(shown)} --resume"
 
 
 def init_ray(address: str | None) -> None:
@@ -254,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         exp_dir = run_study(started.spec, address=args.address, verbose=level)
     except Interrupted as exc:
-        print(f"[study] interrupted ({exc}); continue with: python -m study.run {args.space} --resume"
-              f"{' --smoke' if args.smoke else ''}", file=sys.stderr)
+        print(f"[study] interrupted ({exc}); continue with: {resume_hint(started.spec)}", file=sys.stderr)
         return 130
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -339,6 +354,10 @@ def checks(args: argparse.Namespace) -> tuple[StudySpec, Path, bool]:
         check_trusted(exp_dir)  # before Ray unpickles anything from it
     spec = choose_spec(spec, args.resume)
     validate_study(spec)
+    if spec.logging.wandb.mode != "disabled":
+        from .wandb_log import check_mode
+
+        check_mode(spec.logging.wandb.mode)
     return spec, exp_dir, resuming
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,23 @@ class Interrupted(Exception):
     """The Ray experiment stopped before all its trials finished (Ctrl-C, driver signal)."""
 
 
-def _check_finished(records: list[dict], expected: int) -> None:
-    unfinished = [r for r in records if r["status"] not in ("TERMINATED", "ERROR")]
-    if unfinished or len(records) < expected:
-        raise Interrupted(f"{len(unfinished)} trial(s) unfinished, {len(records)} of {expected} started")
+def _check_finished(records: list[dict], expected: int, since: float) -> None:
+    """Raise Interrupted unless every expected trial ended. After an interrupt Ray marks the running
+    trials TERMINATED like the finished ones; those count as unfinished: they reported during this
+    fit (``since``) and ended neither ``done`` (Ray's mark of a trial that ended by itself or by the
+    scheduler; it is not in the experiment state on disk) nor at their full budget."""
+    def unfinished(r: dict) -> bool:
+        m = r["metrics"]
+        if r["status"] == "ERROR":
+            return False
+        if r["status"] != "TERMINATED":
+            return True
+        fresh = m.get("timestamp", 0) >= since
+        return fresh and not m.get("done") and m.get("epoch", 0) < m.get("epochs_total", 0)
+
+    left = [r for r in records if unfinished(r)]
+    if left or len(records) < expected:
+        raise Interrupted(f"{len(left)} trial(s) unfinished, {len(records)} of {expected} started")
 
 
 def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *, verbose: int = 1) -> list[dict]:
@@ -178,9 +192,10 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
                                    total=spec.search.num_samples, epochs=epochs,
                                    early_stop=spec.scheduler.type == "asha"))
 
+    since = int(time.time())
     records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
     study = optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
-    _check_finished(records, spec.search.num_samples)
+    _check_finished(records, spec.search.num_samples, since)
     reconcile(study, {r["trial_id"]: (r["metrics"], r["error"]) for r in records}, spec.metric.name)
     return records
 
@@ -208,8 +223,9 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
             run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose, total=len(grid),
                                    epochs=parse_trial(base).train.epochs, early_stop=False))
 
+    since = int(time.time())
     final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner, param_space))
-    _check_finished(final, len(grid))
+    _check_finished(final, len(grid), since)
     return final
 
 

@@ -24,6 +24,7 @@ node, a short upload timeout so Ctrl-C does not hang); this adds what a W&B user
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import queue
@@ -60,6 +61,16 @@ def resolve_mode(mode: str) -> str:
     if os.environ.get("WANDB_API_KEY") or _netrc_key():
         return "online"
     return "offline"
+
+
+def check_mode(mode: str) -> None:
+    """Online logging needs a key where the driver runs; fail before anything is written or started."""
+    from trainables.errors import ConfigError
+
+    if resolve_mode(mode) == "online" and not (os.environ.get("WANDB_API_KEY") or _netrc_key()):
+        raise ConfigError("logging.wandb.mode: online (from " + ("WANDB_MODE" if mode == "auto" else "the spec")
+                          + ") needs a W&B API key (WANDB_API_KEY, or `wandb login` on this machine); "
+                          "allowed without one: auto (logs offline), offline, disabled")
 
 
 def _netrc_key() -> bool:
@@ -175,6 +186,29 @@ def panel_image(panel: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
     return np.asarray(canvas)
 
 
+def _earlier_epochs(trial) -> list[dict]:
+    """The epochs a restored trial reported before its stop (its ``result.json``), one row per epoch.
+    They are logged again first when its W&B run is continued: a driver killed with SIGKILL takes
+    W&B's unflushed records with it (a short offline run's file can be empty), and W&B drops the
+    steps it already has, so the run ends with its whole history once."""
+    if not trial.path or "://" in trial.path:  # results in remote storage are not read back here
+        return []
+    path = os.path.join(trial.path, "result.json")  # the storage's copy (local_path is Ray's staging)
+    rows: dict[int, dict] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line torn by the kill
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+                    rows[row["epoch"]] = row
+    except OSError:  # a new trial
+        return []
+    return [rows[e] for e in sorted(rows)]
+
+
 class _StudyLoggingActor(_WandbLoggingActor):
     """Ray's logging actor, with the epoch as step, no ``trial_log_path`` in the config, the end
     state as summary and tags, and image panels rendered here (not in the driver)."""
@@ -222,10 +256,8 @@ class StudyWandbCallback(WandbLoggerCallback):
     def __init__(self, *, project: str, group: str, mode: str, job_type: str, wandb_dir: str | None,
                  entity: str | None = None, upload_timeout: int = 30, tags: list[str] | None = None,
                  study: str = "", slug: str = "", namer: TrialNamer | None = None):
-        mode = resolve_mode(mode)
-        if mode == "offline":
-            os.environ.setdefault("WANDB_MODE", "offline")  # Ray's key check reads the variable
-        extra: dict[str, Any] = {"mode": mode, "job_type": job_type, "resume": "allow", "tags": tags or []}
+        extra: dict[str, Any] = {"mode": resolve_mode(mode), "job_type": job_type, "resume": "allow",
+                                 "tags": tags or []}
         if wandb_dir:  # W&B writes its runs into <dir>/wandb/
             os.makedirs(wandb_dir, exist_ok=True)
             extra["dir"] = wandb_dir
@@ -234,16 +266,31 @@ class StudyWandbCallback(WandbLoggerCallback):
         super().__init__(project=project, group=group, upload_timeout=upload_timeout, excludes=list(RAY_KEYS),
                          **extra)
         self.study, self.slug = study, slug
+        self.mode = mode  # as configured (auto is resolved again where the experiment is resumed)
         self.namer = namer or TrialNamer(slug)
         self._outboxes: dict[str, tuple[queue.Queue, threading.Thread]] = {}  # trial id -> (items, sender)
         self._draining: list[queue.Queue] = []  # outboxes of ended trials, until their sender is through
         self._classes: dict[str, list[str]] = {}
+        self._ended: set[str] = set()  # trials whose run got its end state (log_trial_end)
 
     def __getstate__(self) -> dict:  # pickled into tuner.pkl before anything runs: no live parts
         state = dict(self.__dict__)
-        state.update(_outboxes={}, _draining=[], _classes={}, _trial_logging_actors={}, _trial_logging_futures={},
+        state.update(_outboxes={}, _draining=[], _classes={}, _ended=set(), _trial_logging_actors={},
+                     _trial_logging_futures={},
                      _logging_future_to_trial={}, _trial_queues={}, _remote_logger_class=None)
         return state
+
+    def setup(self, *args, **kwargs) -> None:
+        """Ray's setup less its API-key check: that check raises without a key unless WANDB_MODE is set
+        in the driver's environment (so a study restored from ``tuner.pkl``, whose callback is
+        unpickled without running ``__init__``, could not resume offline), and it asks wandb through
+        the deprecated ``wandb.api``. The mode decides instead, resolved here, where the experiment
+        runs now: offline and disabled need no key; online finds it (WANDB_API_KEY or ``wandb login``)
+        in the logging actor, which runs on this node."""
+        self.kwargs["mode"] = resolve_mode(self.mode)
+
+    def __setstate__(self, state: dict) -> None:  # experiments pickled before these fields existed
+        self.__dict__.update({"_ended": set(), "mode": state.get("kwargs", {}).get("mode", "auto"), **state})
 
     # -- the config, name and settings of a run ----------------------------------------------------
     def run_config(self, trial) -> dict[str, Any]:
@@ -273,6 +320,8 @@ class StudyWandbCallback(WandbLoggerCallback):
         if terminal.LEVEL < 2:  # no banners, per-run summaries or console capture in the actor
             init["settings"] = wandb.Settings(silent=True, console="off")
         self._start_logging_actor(trial, self._exclude_results + self.excludes, **init)
+        for row in _earlier_epochs(trial):  # a restored trial: what its W&B run had before the stop
+            self._send(trial, (_QueueItem.RESULT, scalars(row, set(self._exclude_results + self.excludes))))
 
     def _start_logging_actor(self, trial, exclude_results: list, **wandb_init_kwargs) -> None:
         """Ray's version with two changes. It hands WANDB_API_KEY to the logging actor through
@@ -349,11 +398,18 @@ class StudyWandbCallback(WandbLoggerCallback):
     def log_trial_end(self, trial, failed: bool = False) -> None:
         if trial not in self._trial_logging_actors:
             self.log_trial_start(trial)
+        self._ended.add(trial.trial_id)
         state, reason = end_state(trial, failed)
         self._send(trial, (STATE, {"state": state, "failure": reason}))
         super().log_trial_end(trial, failed)
 
     def on_experiment_end(self, trials: list, **info) -> None:
+        # an interrupt (Ctrl-C) ends the experiment without log_trial_end for the running trials: their
+        # runs are closed here (and continued on --resume) instead of being killed mid-write after the
+        # upload timeout, which left Ray's "actor ... killed by ray.kill" line on the terminal
+        for trial in list(self._trial_logging_actors):
+            if trial.trial_id not in self._ended:
+                self._signal_logging_actor_stop(trial)
         self._flush(self._upload_timeout)
         super().on_experiment_end(trials, **info)
 
