@@ -82,6 +82,23 @@ class RawLoop:
             self.scaler.update()
 
 
+def host_figure(epochs: int = 1) -> float:
+    """This host's raw-loop figure (images per CPU-second, 1 torch thread) on the main job's trial,
+    the number every wall time here is quoted with (about 30 on a slow host of this kind, 140 on a
+    fast one): a warm-up epoch, then ``epochs`` timed ones. Seconds on any host."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = dataset_config("synthetic", "cpu", ["train.threads=1"])
+        data = prepare_data(cfg)
+        loop = RawLoop(Trainer(cfg, data))
+        loop.epoch()
+        t = timed(lambda: [loop.epoch() for _ in range(epochs)], "cpu", clock("cpu", "cpu"))
+        return epochs * len(loop.images) / t
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _with(cfg: TrialConfig, sets: list[str]) -> TrialConfig:
     from trainables.config import apply_overrides, parse_trial
 

@@ -7,6 +7,20 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_report_header(config) -> str:
+    """The host's raw-loop figure first, so a slow CI host is visible in its log (the suite's wall
+    time scales with it: docs/performance.md)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from throughput import host_figure
+
+        return f"host: raw loop {host_figure():.0f} img/CPU-s (benchmarks/throughput.py; slow host ~30, fast ~140)"
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
 CAMVID_ROOT = REPO.parent / "shared" / "data" / "camvid"
 
 
