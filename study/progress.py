@@ -9,8 +9,10 @@
     [rate-1.0] final-tuned-s1 complete    best_val_miou 0.6633                                             [1/9]
 
 On a terminal the summary line is redrawn in place; in a log (stdout not a terminal) it is printed
-as a heartbeat when nothing else was printed for a minute. The ETA extrapolates the epochs per
-second of this run to the epochs left (an upper bound while ASHA may stop trials early).
+as a heartbeat when nothing else was printed for a minute. The ETA prices each
+trial's epochs left at the seconds per epoch measured for its kind (study.progress.estimate: the
+replica's configuration, or the search), over the trials that run at a time (an upper bound while
+ASHA may stop trials early).
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ class TrialLines(Callback):
     def _reset(self) -> None:
         self._t0 = time.monotonic()
         self._session_epochs = 0  # epochs reported since this driver started the experiment
+        self._epoch_s: dict[str, list[float]] = {}  # configuration kind -> [seconds, epochs] measured
         self._printed: set[str] = set()  # trial ids whose end line was printed
         self._last_print = self._last_draw = time.monotonic()
         self._status = ""  # the live line currently drawn on the terminal
@@ -109,6 +112,11 @@ class TrialLines(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info) -> None:
         self._session_epochs += 1
+        seconds = result.get("time_this_iter_s")
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            measured = self._epoch_s.setdefault(kind(trial), [0.0, 0])
+            measured[0] += seconds
+            measured[1] += 1
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
         self._trials = trials
@@ -168,22 +176,43 @@ class TrialLines(Callback):
         ended = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")} | self._printed
         done = len(ended)
         running = sum(t.status == "RUNNING" and t.trial_id not in ended for t in trials)
-        epochs_done, left = 0, 0
+        epochs_done, todo = 0, []
         for t in trials:
             result = t.last_result or {}
             total = result.get("epochs_total") or self.epochs
             epoch = int(result.get("epoch", 0) or 0)
             epochs_done += epoch
             if t.trial_id not in ended:
-                left += max(0, total - epoch)
-        left += max(0, self.total - len(trials)) * self.epochs
+                todo.append((kind(t), max(0, total - epoch)))
+        todo += [(None, self.epochs)] * max(0, self.total - len(trials))
+        left = sum(n for _, n in todo)
         elapsed = time.monotonic() - self._t0
         text = (f"[{self.slug}] {self.phase} {done}/{self.total} done, {running} running | "
                 f"epochs {epochs_done}/{epochs_done + left} | {duration(elapsed)}")
-        if self._session_epochs and left:
-            eta = left * elapsed / self._session_epochs
+        eta = estimate(todo, {k: s / n for k, (s, n) in self._epoch_s.items() if n}, self.concurrency)
+        if eta is not None and left:
             text += f", eta {'<= ' if self.early_stop else ''}{duration(eta)}"
         return text
+
+
+def kind(trial) -> str:
+    """What an epoch's cost depends on, among a condition's trials: the replica's configuration
+    (``tuned``, a baseline: an ADELE epoch costs ~4x a ce one), or the search (one method)."""
+    replica = (getattr(trial, "config", None) or {}).get("replica")
+    return str(replica.get("label")) if isinstance(replica, dict) else "search"
+
+
+def estimate(todo: list[tuple[str | None, int]], epoch_s: dict[str, float], concurrency: int) -> float | None:
+    """Seconds left: each trial's epochs left at the measured seconds per epoch of its kind (the
+    trials' own epoch times, measured while ``concurrency`` of them share the machine; a kind not
+    measured yet costs the mean of those measured), spread over the trials that run at a time.
+    None before any epoch was measured."""
+    if not epoch_s:
+        return None
+    default = sum(epoch_s.values()) / len(epoch_s)
+    work = sum(n * epoch_s.get(k, default) for k, n in todo if n)
+    running = min(max(1, concurrency), max(1, sum(1 for _, n in todo if n)))
+    return work / running
 
 
 def trial_lines(*, slug: str, phase: str, total: int, epochs: int, metric: str, parameters: dict[str, Any],
