@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .results import RESULTS_FILE, is_full_budget
+
 ERROR_FILE = "error.txt"  # Ray appends "Failure # N (occurred at ...)" and the error to it
 
 
@@ -21,11 +23,10 @@ def trial_failure(trial_dir: Path, last_result: dict) -> str | None:
     error = Path(trial_dir) / ERROR_FILE
     if not error.is_file():
         return None
-    results = Path(trial_dir) / "result.json"
+    results = Path(trial_dir) / RESULTS_FILE
     if results.is_file() and results.stat().st_mtime_ns > error.stat().st_mtime_ns:
         return None  # retried after the error and reported since
-    total = last_result.get("epochs_total")
-    if total and last_result.get("epoch", 0) >= total:
+    if is_full_budget(last_result):
         return None  # finished its budget after all
     try:
         lines = [ln.strip() for ln in error.read_text(errors="replace").splitlines() if ln.strip()]

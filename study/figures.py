@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .results import TrialRecord
 from .stats import summarize
 
 SHOWN_PARAMS = 4  # searched parameters named in a per-trial legend entry
@@ -40,11 +41,11 @@ def _short(params: dict) -> str:
                      for k, v in items)
 
 
-def best_trial(fig_dir: Path, slug: str, best: dict) -> list[str]:
+def best_trial(fig_dir: Path, slug: str, best: TrialRecord) -> list[str]:
     """Per-class training IoU of the best search trial (class names in the legend), with ADELE's
     fitted curves and trigger epochs where the method logged them; its IoU_el / IoU_m."""
     plt, names = _plt(), []
-    hist = best["history"]
+    hist = best.history
     if not hist:
         return names
     epochs = [h["epoch"] for h in hist]
@@ -85,17 +86,17 @@ def _adele_overlay(ax, last: dict, index: int, color: str) -> None:
         ax.axvline(trigger + 1, color=color, ls=":", lw=1)
 
 
-def metric_per_trial(fig_dir: Path, slug: str, search: list[dict], numbers: dict, metric: str) -> list[str]:
+def metric_per_trial(fig_dir: Path, slug: str, search: list[TrialRecord], numbers: dict, metric: str) -> list[str]:
     """The metric per epoch of every search trial; legend: Optuna trial number, state, parameters."""
     plt, names = _plt(), []
     if not search:
         return names
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    order = sorted(search, key=lambda t: numbers.get(t["trial_id"], {}).get("number", math.inf))
+    order = sorted(search, key=lambda t: numbers.get(t.trial_id, {}).get("number", math.inf))
     for t in order:
-        hist = t["history"]
-        st = numbers.get(t["trial_id"], {})
-        label = f"#{st.get('number', '?')} {st.get('state', '?').lower()}: {_short(t['params'])}"
+        hist = t.history
+        st = numbers.get(t.trial_id, {})
+        label = f"#{st.get('number', '?')} {st.get('state', '?').lower()}: {_short(t.params)}"
         ax.plot([h.get("epoch") for h in hist], [h.get(metric) for h in hist], marker=".", alpha=0.8, label=label)
     ax.set(xlabel="epoch", ylabel=metric, title=f"{slug}: {metric} per search trial")
     ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))

@@ -2,22 +2,23 @@
 study into its trials: benchmarks/reproduce.py on a GPU box)."""
 from __future__ import annotations
 
+from .results import TrialRecord, best_trials, replica_label
 from .spec import StudySpec
 from .spec_checks import baseline_overrides
 
 
 def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
     """The ``final.top_k`` best full-budget trials' searched values (dotted keys), ranked by the
-    study's metric (a validation number: spec_checks refuses test scores). Without a search
-    (``num_samples: 0``): the trial as configured."""
+    study's metric (a validation number: spec_checks refuses test scores) with the report's rule
+    (:func:`study.results.best_trials`: the report's ``best_<condition>.yaml`` is ``tuned``).
+    ``records``: the tuner's (trial id, config, ``metrics``: last result, ``failure``). Without a
+    search (``num_samples: 0``): the trial as configured."""
     if spec.search.num_samples == 0:
         return [{"trial_id": None, "params": {}}]
-    full = [r for r in records if not r["error"] and r["metrics"].get(spec.metric.name) is not None
-            and not r["metrics"].get("diverged")
-            and r["metrics"].get("epoch", 0) >= r["metrics"].get("epochs_total", 0)]
-    full.sort(key=lambda r: r["metrics"][spec.metric.name], reverse=spec.metric.mode == "max")
-    return [{"trial_id": r["trial_id"], "params": {k: v for k, v in r["config"].items() if "." in k}}
-            for r in full[:spec.final.top_k]]
+    trials = [TrialRecord(trial_id=r["trial_id"], config=r["config"] or {}, last=r["metrics"] or {},
+                          failure=r.get("failure")) for r in records]
+    return [{"trial_id": t.trial_id, "params": t.params}
+            for t in best_trials(trials, spec.metric.name, spec.metric.mode, spec.final.top_k)]
 
 
 def replicas(spec: StudySpec, top: list[dict]) -> list[dict]:
@@ -27,8 +28,7 @@ def replicas(spec: StudySpec, top: list[dict]) -> list[dict]:
     baseline's name."""
     out = []
     for rank, t in enumerate(top, 1):
-        label = "tuned" if rank == 1 else f"tuned#{rank}"
-        out += [{"label": label, "rank": rank, "seed": seed, "source_trial": t["trial_id"],
+        out += [{"label": replica_label(rank), "rank": rank, "seed": seed, "source_trial": t["trial_id"],
                  "overrides": {**t["params"], "seed": seed, "noise_seed": seed}} for seed in spec.final.seeds]
     best = top[0]["params"] if top else None
     for name, baseline in spec.baselines.items():

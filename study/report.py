@@ -20,7 +20,6 @@ best validation epoch. ``max_test`` selects on test and is shown only beside the
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from trainables.errors import UserError
 from trainables.tables import write_csv
 
 from . import figures
-from .failures import trial_failure
+from .results import TrialRecord, best_trials, read_trials
 from .spec import StudySpec, condition_slug, load_study, set_keys, with_condition
 from .stats import LEVEL, Summary, paired, summarize, verdict
 
@@ -41,35 +40,6 @@ LEARNED = 0.3  # a class counts as learned from the first epoch its training IoU
 
 
 # -- reading -----------------------------------------------------------------------------------------
-
-def read_trials(ray_dir: Path) -> list[dict]:
-    """Every Ray trial under ``ray_dir`` once: config, per-epoch history (deduplicated by epoch, the
-    latest write wins: a resumed trial re-reports from its checkpoint) and the last result."""
-    out = []
-    for params in sorted(ray_dir.glob("*/params.json")):
-        tdir = params.parent
-        config = json.loads(params.read_text())
-        by_epoch: dict[int, dict] = {}
-        trial_id = None
-        results = tdir / "result.json"
-        if results.exists():
-            for line in results.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a crash
-                trial_id = row.get("trial_id", trial_id)
-                by_epoch[int(row.get("epoch", row.get("training_iteration", 0)))] = row
-        history = [by_epoch[e] for e in sorted(by_epoch)]
-        last = history[-1] if history else {}
-        out.append({"trial_id": trial_id or tdir.name, "dir": str(tdir), "config": config,
-                    "params": params_of(config), "history": history, "last": last,
-                    "failure": trial_failure(tdir, last)})
-    seen: dict[str, dict] = {}
-    for t in out:  # one entry per trial id
-        seen[t["trial_id"]] = t
-    return list(seen.values())
-
 
 def optuna_states(spec: StudySpec, exp_dir: Path, slug: str) -> dict[str, dict]:
     """Ray trial id -> {number, state, value} from the condition's Optuna study."""
@@ -81,19 +51,6 @@ def optuna_states(spec: StudySpec, exp_dir: Path, slug: str) -> dict[str, dict]:
         return {}
     return {t.user_attrs.get(RAY_ID, f"optuna-{t.number}"): {"number": t.number, "state": t.state.name,
                                                              "value": t.value} for t in study.trials}
-
-
-def params_of(config: dict) -> dict:
-    return {k: v for k, v in config.items() if "." in k}
-
-
-def replica_of(t: dict) -> dict:
-    """The replica record of a final trial (older experiments had no label: rank k -> tuned#k)."""
-    rep = dict(t["config"].get("replica") or {})
-    if "label" not in rep:
-        rank = int(rep.get("rank", 1))
-        rep["label"] = "tuned" if rank == 1 else f"tuned#{rank}"
-    return rep
 
 
 def display_names(spec: StudySpec, condition: dict, labels) -> dict[str, str]:
@@ -156,16 +113,16 @@ def write_report(exp_dir: str | Path) -> Path:
         by_label: dict[str, dict[Any, dict]] = {}
         histories: dict[str, list[list[dict]]] = {}
         for t in finals:
-            rep = replica_of(t)
-            if t["failure"]:
-                failed_replicates.append(f"{slug} {rep['label']} seed {rep.get('seed')}: {t['failure']}")
+            rep = t.replica
+            if t.failure:
+                failed_replicates.append(f"{slug} {rep['label']} seed {rep.get('seed')}: {t.failure}")
             else:  # a failed or diverged replicate has no number to average: listed, not counted
-                by_label.setdefault(rep["label"], {})[rep.get("seed")] = t["last"]
-            histories.setdefault(rep["label"], []).append(t["history"])
+                by_label.setdefault(rep["label"], {})[rep.get("seed")] = t.last
+            histories.setdefault(rep["label"], []).append(t.history)
             rows["final"].append({"condition": slug, "config": rep["label"], "seed": rep.get("seed"),
-                                  "source_trial": rep.get("source_trial"), "failure": t["failure"],
-                                  "epochs": t["last"].get("epoch"),
-                                  metric: t["last"].get(metric), **{k: t["last"].get(k) for k in SUMMARY},
+                                  "source_trial": rep.get("source_trial"), "failure": t.failure,
+                                  "epochs": t.last.get("epoch"),
+                                  metric: t.last.get(metric), **{k: t.last.get(k) for k in SUMMARY},
                                   **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
         order = sorted(lab for lab in by_label if lab.startswith("tuned")) + [b for b in spec.baselines if b in by_label]
         names = display_names(spec, condition, order)
@@ -192,38 +149,34 @@ def write_report(exp_dir: str | Path) -> Path:
     return out / "report.md"
 
 
-def _search_rows(spec: StudySpec, condition: dict, slug: str, search: list[dict], states: dict,
-                 trial_rows: list[dict], search_lines: list[str], out: Path) -> dict | None:
+def _search_rows(spec: StudySpec, condition: dict, slug: str, search: list[TrialRecord], states: dict,
+                 trial_rows: list[dict], search_lines: list[str], out: Path) -> TrialRecord | None:
     """trials.csv rows and the search table line of one condition; writes best_<slug>.yaml.
-    Returns the best full-budget trial by the study's (validation) metric."""
+    Returns the best full-budget trial by the study's (validation) metric (:func:`study.results.best_trials`)."""
     metric = spec.metric.name
     failed = []
     for t in search:
-        st, last = states.get(t["trial_id"], {}), t["last"]
-        failure = t["failure"]
-        if failure:
-            failed.append(f"#{st.get('number', '?')} ({t['trial_id']}): {failure}")
-        trial_rows.append({"condition": slug, "trial_id": t["trial_id"], "optuna_number": st.get("number"),
-                           "optuna_state": st.get("state"), "failure": failure, "epochs": last.get("epoch"),
+        st, last = states.get(t.trial_id, {}), t.last
+        if t.failure:
+            failed.append(f"#{st.get('number', '?')} ({t.trial_id}): {t.failure}")
+        trial_rows.append({"condition": slug, "trial_id": t.trial_id, "optuna_number": st.get("number"),
+                           "optuna_state": st.get("state"), "failure": t.failure, "epochs": last.get("epoch"),
                            "epochs_total": last.get("epochs_total"), metric: last.get(metric),
-                           **{k: last.get(k) for k in SUMMARY}, **t["params"]})
-    full = [t for t in search if t["last"].get(metric) is not None and not t["failure"]
-            and t["last"].get("epoch", 0) >= t["last"].get("epochs_total", math.inf)]
-    full.sort(key=lambda t: t["last"][metric], reverse=spec.metric.mode == "max")
-    best = full[0] if full else None
+                           **{k: last.get(k) for k in SUMMARY}, **t.params})
+    best = next(iter(best_trials(search, metric, spec.metric.mode, 1)), None)
     n_state: dict[str, int] = {}
     for t in search:
-        s = states.get(t["trial_id"], {}).get("state") or ("FAIL" if t["failure"] else "?")
-        if t["failure"] and t["failure"].startswith("diverged"):
+        s = states.get(t.trial_id, {}).get("state") or ("FAIL" if t.failure else "?")
+        if t.failure and t.failure.startswith("diverged"):
             s = "FAIL (diverged)"
         n_state[s] = n_state.get(s, 0) + 1
     states_str = ", ".join(f"{k} {v}" for k, v in sorted(n_state.items()))
-    best_str = "n/a" if best is None else f"{best['last'][metric]:.4f}"
-    best_params = "" if best is None else _params_str(best["params"])
+    best_str = "n/a" if best is None else f"{best.last[metric]:.4f}"
+    best_params = "" if best is None else _params_str(best.params)
     search_lines.append(f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |"
                         + "".join(f"<br>failed {f}" for f in failed))
     if best is not None:
-        trial = set_keys(with_condition(spec, condition), best["params"])
+        trial = set_keys(with_condition(spec, condition), best.params)
         (out / f"best_{slug}.yaml").write_text(dump_trial_config(parse_trial(trial)))
     return best
 

@@ -1,7 +1,8 @@
 """Ray's OptunaSearch over a persistent Optuna storage, with early-stopped trials recorded PRUNED.
 
 Ray reports a trial that ASHA stopped as complete; told so, TPE would take its truncated score as a
-full one. Here a trial whose last result has ``epoch < epochs_total`` is told PRUNED (its value is
+full one. Here a trial whose last result is not full budget (:func:`study.results.is_full_budget`:
+``epoch < epochs_total``) is told PRUNED (its value is
 the last intermediate value). Errored trials are not told at all: ``resume_errored`` may continue
 them, and :func:`reconcile` settles whatever is still open after a condition's run (trials Ray lost
 in a driver crash become FAIL). The searcher pickles without its study and reconnects to the
@@ -10,15 +11,14 @@ storage on load, so the Optuna study survives driver crashes (the storage is the
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from .relocation import relocated
+from .results import finite, is_full_budget
 
 log = logging.getLogger(__name__)
 RAY_ID = "ray_trial_id"
@@ -61,7 +61,7 @@ class PrunedAwareOptunaSearch(OptunaSearch):
     def _report(self, trial_id: str, result: dict | None) -> None:
         """The epoch's metric as the Optuna trial's intermediate value at step = epoch."""
         value = (result or {}).get(self.metric)
-        if trial_id not in self._ot_trials or not _finite(value):
+        if trial_id not in self._ot_trials or not finite(value):
             return  # e.g. val_miou on an epoch without evaluation
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         ot_trial = self._ot_trials[trial_id]
@@ -114,10 +114,6 @@ class PrunedAwareOptunaSearch(OptunaSearch):
             self.__setstate__(pickle.load(f))
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     return study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number))
 
@@ -126,11 +122,10 @@ def outcome(result: dict | None, metric: str, errored: bool = False) -> tuple[Tr
     """Optuna state and value of a Ray trial from its last result."""
     if errored or not result or result.get("diverged"):  # diverged: a non-finite loss stopped it
         return TrialState.FAIL, None
-    epoch, total = result.get("epoch", 0), result.get("epochs_total", 0)
-    if total and epoch < total:
+    if not is_full_budget(result):  # stopped before its budget (ASHA), or no budget to show it ran
         return TrialState.PRUNED, None
     value = result.get(metric)
-    return (TrialState.COMPLETE, float(value)) if _finite(value) else (TrialState.FAIL, None)
+    return (TrialState.COMPLETE, float(value)) if finite(value) else (TrialState.FAIL, None)
 
 
 def tell(study: optuna.Study, number: int, result: dict | None, metric: str, errored: bool = False) -> None:
@@ -151,7 +146,7 @@ def reconcile(study: optuna.Study, ray_trials: dict[str, tuple[dict | None, bool
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         result, errored = ray_trials.get(ft.user_attrs.get(RAY_ID), (None, True))
         value = (result or {}).get(metric)
-        if not errored and _finite(value):  # the last epoch's value, as on_trial_complete records it
+        if not errored and finite(value):  # the last epoch's value, as on_trial_complete records it
             step = int(result.get("epoch", result.get("training_iteration", 0)))
             if step not in ft.intermediate_values:
                 study._storage.set_trial_intermediate_value(ft._trial_id, step, float(value))

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from .failures import trial_failure
+from .results import configured_epochs, is_full_budget
+from .results import params_of as searched_values  # the sampled parameters (dotted keys)
 
 STATES = ("complete", "pruned", "diverged", "failed")
 
@@ -74,7 +76,8 @@ def trial_dir(trial) -> Path | None:
 
 def end_state(trial, failed: bool = False) -> tuple[str, str | None]:
     """(state, reason): ``failed`` (Ray error; reason: the error line), ``diverged`` (non-finite
-    loss), ``pruned`` (stopped by the scheduler before its last epoch), else ``complete``."""
+    loss), ``pruned`` (stopped by the scheduler before its last epoch: not
+    :func:`study.results.is_full_budget`), else ``complete``."""
     result = dict(trial.last_result or {})
     folder = trial_dir(trial)
     if result.get("diverged"):
@@ -82,15 +85,9 @@ def end_state(trial, failed: bool = False) -> tuple[str, str | None]:
     if failed or trial.status == "ERROR":
         reason = trial_failure(folder, result) if folder else None
         return "failed", reason or "failed (see the trial's error.txt)"
-    total, epoch = result.get("epochs_total"), result.get("epoch", 0)
-    if total and epoch < total:
+    if not is_full_budget(result, configured_epochs(getattr(trial, "config", None))):
         return "pruned", None
     return "complete", None
-
-
-def searched_values(config: dict[str, Any]) -> dict[str, Any]:
-    """The sampled parameters of a search trial (its dotted keys)."""
-    return {k: v for k, v in (config or {}).items() if "." in k}
 
 
 def fmt_value(value: Any) -> str:
