@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from study.report import read_trials, replica_of
+from study.results import read_trials
 from study.spec import condition_slug
 from study.stats import paired, summarize, verdict
 
@@ -44,13 +44,10 @@ def replicates(exp_dir: Path, slug: str) -> dict[str, dict[Any, dict]]:
     """label -> seed -> {"last": last result, "history": [...]} of one condition's finished replicates."""
     out: dict[str, dict[Any, dict]] = {}
     for t in read_trials(exp_dir / f"{slug}-final"):
-        if t["failure"] or not t["history"]:
-            continue
-        last = t["last"]
-        if last.get("epochs_total") and last.get("epoch", 0) < last["epochs_total"]:
-            continue  # unfinished (a later run of reproduce.py continues it)
-        rep = replica_of(t)
-        out.setdefault(rep["label"], {})[rep.get("seed")] = {"last": last, "history": t["history"]}
+        if t.failure or not t.history or not t.full_budget:
+            continue  # failed, or unfinished (a later run of reproduce.py continues it)
+        rep = t.replica
+        out.setdefault(rep["label"], {})[rep.get("seed")] = {"last": t.last, "history": t.history}
     return out
 
 
@@ -445,7 +442,7 @@ def _wall(exp_dir: Path) -> str:
     path = exp_dir / "reproduce_wall.json"
     if not path.exists():  # run by study.run directly: the span of its replicates' Ray timestamps
         stamps = [(r.get("timestamp"), r.get("time_this_iter_s") or 0) for d in exp_dir.glob("*-final")
-                  for t in read_trials(d) for r in t["history"] if r.get("timestamp")]
+                  for t in read_trials(d) for r in t.history if r.get("timestamp")]
         if not stamps:
             return "—"
         total = max(s for s, _ in stamps) - min(s - dt for s, dt in stamps)

@@ -1,13 +1,15 @@
 """Where an export's checkpoint comes from: a run of ``python -m trainables.run``, one checkpoint
 folder, a Ray trial folder of a study, or a study experiment folder (its best search trial, by the
-report's rule, or one replicate). Reads files only; never imports ``study``."""
+report's rule, or one replicate). Reads files only; of ``study`` only the Ray-free
+:mod:`study.results` (the trial records and the best-trial rule the report uses)."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from study.results import best_trials, read_results, read_trials
 
 from .errors import UserError
 
@@ -24,12 +26,7 @@ class Source:
         ckpt = self.checkpoint
         for path in (ckpt.parent.parent / "metrics.jsonl", ckpt.parent / "result.json"):
             if path.is_file():
-                rows = []
-                for line in path.read_text().splitlines():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue  # a line cut by a crash
+                rows = read_results(path)
                 if ckpt.name.startswith("epoch_") and ckpt.name[6:].isdigit():
                     rows = [r for r in rows if r.get("epoch") == int(ckpt.name[6:])] or rows
                 return rows[-1] if rows else {}
@@ -49,29 +46,6 @@ def _ray_trial(tdir: Path, description: str) -> Source:
     return Source(_latest(list(tdir.glob("checkpoint_*")), tdir), tdir / "params.json", description)
 
 
-def _last_result(tdir: Path) -> dict:
-    """The trial's last reported epoch (a resumed trial re-reports: the latest write of an epoch wins)."""
-    by_epoch: dict[int, dict] = {}
-    path = tdir / "result.json"
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            by_epoch[int(row.get("epoch", row.get("training_iteration", 0)))] = row
-    return by_epoch[max(by_epoch)] if by_epoch else {}
-
-
-def replica_label(replica: dict) -> str:
-    """A replicate's configuration: ``tuned`` (``tuned#k`` for the k-th best) or a baseline's name;
-    experiments from before baselines carry only the rank."""
-    if replica.get("label"):
-        return str(replica["label"])
-    rank = int(replica.get("rank", 1))
-    return "tuned" if rank == 1 else f"tuned#{rank}"
-
-
 def _study_source(exp: Path, condition: str | None, seed: int | None, replica: str) -> Source:
     import yaml
 
@@ -88,27 +62,19 @@ def _study_source(exp: Path, condition: str | None, seed: int | None, replica: s
     if seed is not None:
         final = exp / f"{condition}-final"
         found = []
-        for params in sorted(final.glob("*/params.json")):
-            rep = json.loads(params.read_text()).get("replica") or {}
-            found.append(f"{replica_label(rep)} seed {rep.get('seed')}")
-            if rep.get("seed") == seed and replica_label(rep) == replica:
-                return _ray_trial(params.parent, f"{exp.name}/{condition} replicate {replica} seed {seed} "
-                                                 f"({params.parent.name})")
+        for t in read_trials(final):
+            rep = t.replica
+            found.append(f"{rep['label']} seed {rep.get('seed')}")
+            if rep.get("seed") == seed and rep["label"] == replica:
+                return _ray_trial(t.dir, f"{exp.name}/{condition} replicate {replica} seed {seed} ({t.dir.name})")
         raise UserError(f"--seed: no replicate {replica!r} with seed {seed} under {final}; found: "
                         f"{', '.join(found) or 'none'}")
     metric = (spec.get("metric") or {}).get("name", "best_val_miou")
-    maximize = (spec.get("metric") or {}).get("goal", "maximize") == "maximize"
-    full = []
-    for params in sorted((exp / condition).glob("*/params.json")):
-        last = _last_result(params.parent)
-        value = last.get(metric)
-        if (value is not None and math.isfinite(value) and not last.get("diverged")
-                and last.get("epoch", 0) >= last.get("epochs_total", math.inf)):
-            full.append((value, params.parent))
-    if not full:
+    goal = (spec.get("metric") or {}).get("goal", "maximize")
+    best = best_trials(read_trials(exp / condition), metric, goal, 1)
+    if not best:
         raise UserError(f"{exp / condition}: no search trial finished its full budget with a {metric!r} value")
-    full.sort(key=lambda t: t[0], reverse=maximize)  # stable: the report's order among equals
-    value, tdir = full[0]
+    tdir, value = best[0].dir, best[0].last[metric]
     return _ray_trial(tdir, f"{exp.name}/{condition} best search trial {tdir.name} ({metric} {value:.4f})")
 
 
