@@ -6,7 +6,7 @@
     python benchmarks/reproduce.py --tables-only        # rebuild docs/reproduce.md from finished studies
 
 Each study is a no-search study (the method sheet's defaults) with baselines and 3 fresh seeds, run
-by ``python -m study.run --resume`` (finished conditions and replicates are kept, so a rerun
+by ``python -m study.run`` (``--resume`` once started: finished conditions and replicates are kept, so a rerun
 continues where it stopped). With ``--device cuda`` the replicates run as single-trial CLI
 processes, ``--workers`` at a time on the one GPU, into the same experiment layout, so the study's
 report reads them (Ray cannot be carried to the GPU machine). Then the protocols' tables, figures,
@@ -82,8 +82,10 @@ def record_wall(exp_dir: Path, seconds: float, finished: bool) -> None:
 
 
 def run_with_study(path: Path, spec, sets: list[str]) -> bool:
-    """``python -m study.run PATH --resume`` with the overrides; True when it finished."""
-    cmd = [sys.executable, "-m", "study.run", str(path), "--resume", "--quiet",
+    """``python -m study.run PATH`` with the overrides (``--resume`` once its experiment exists: a
+    resume of no experiment is refused); True when it finished."""
+    started = (Path(spec.storage.path).expanduser() / spec.name / "study.yaml").is_file()
+    cmd = [sys.executable, "-m", "study.run", str(path), *(["--resume"] if started else []), "--quiet",
            *sum((["--set", s] for s in sets), []), "--set", f"name={spec.name}"]
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=REPO).returncode == 0
