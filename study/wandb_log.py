@@ -24,7 +24,6 @@ node, a short upload timeout so Ctrl-C does not hang); this adds what a W&B user
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import queue
@@ -39,6 +38,7 @@ from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLo
 from trainables.tune_adapter import IMAGES_FILE
 
 from . import terminal
+from .results import by_epoch, read_results
 from .trial_info import TrialNamer, end_state
 
 PANELS = ("image", "clean", "noisy", "current", "prediction")
@@ -193,20 +193,7 @@ def _earlier_epochs(trial) -> list[dict]:
     steps it already has, so the run ends with its whole history once."""
     if not trial.path or "://" in trial.path:  # results in remote storage are not read back here
         return []
-    path = os.path.join(trial.path, "result.json")  # the storage's copy (local_path is Ray's staging)
-    rows: dict[int, dict] = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:  # a line torn by the kill
-                    continue
-                if isinstance(row, dict) and isinstance(row.get("epoch"), int):
-                    rows[row["epoch"]] = row
-    except OSError:  # a new trial
-        return []
-    return [rows[e] for e in sorted(rows)]
+    return [row for row in by_epoch(read_results(os.path.join(trial.path, "result.json"))) if "epoch" in row]
 
 
 class _StudyLoggingActor(_WandbLoggingActor):

@@ -20,6 +20,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from study.results import read_results
+
 REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 30  # long enough that an interrupt lands mid-trial on a fast host
 
@@ -40,16 +42,7 @@ logging: {{wandb: {{mode: MODE}}}}
 
 
 def results(ray_dir: Path) -> dict[str, list[dict]]:
-    out = {}
-    for f in ray_dir.glob("trial_*/result.json"):
-        rows = []
-        for line in f.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                pass
-        out[f.parent.name] = rows
-    return out
+    return {f.parent.name: read_results(f) for f in ray_dir.glob("trial_*/result.json")}
 
 
 def new_user_env(tmp_path: Path, short: Path) -> dict[str, str]:
