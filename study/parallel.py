@@ -46,18 +46,15 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _condition_process(spec_dict: dict, exp_dir: str, ray_root: str, condition: dict, address: str,
-                       verbose: int, parent: int, state: dict) -> None:
-    """Body of one condition's driver process (spawned; ``state``: the parent's module state)."""
+                       verbose: int, parent: int) -> None:
+    """Body of one condition's driver process (spawned: a moved experiment's new place reaches it
+    through the environment, study.relocation)."""
     _die_with_parent(parent)
     import ray
 
-    from . import searcher
     from .spec import parse_study
-    from .tuner import Interrupted, run_condition
-
-    getattr(searcher, "RELOCATED", {}).update(state.get("relocated", {}))  # a moved experiment's storage
-
     from .terminal import configure, log_to_driver
+    from .tuner import Interrupted, run_condition
 
     configure(verbose, live=False)  # the parent's --quiet/--verbose; no live line redrawn by several processes
     spec = parse_study(spec_dict)
@@ -76,12 +73,10 @@ def run_side_by_side(spec: StudySpec, exp_dir: Path, ray_root: str, conditions: 
     """Run ``conditions`` in condition processes, ``at_once`` at a time, on the Ray cluster at
     ``address``; raises :class:`study.tuner.Interrupted` when one was interrupted and RuntimeError
     when one failed."""
-    from . import searcher
     from .searcher import open_storage, storage_url
     from .tuner import Interrupted
 
     open_storage(storage_url(spec.storage.optuna, exp_dir))  # create the Optuna tables once, not in a race
-    state = {"relocated": dict(getattr(searcher, "RELOCATED", {}))}
     ctx = mp.get_context("spawn")
     waiting = list(conditions)
     running: dict[int, tuple[mp.process.BaseProcess, str, float]] = {}
@@ -93,7 +88,7 @@ def run_side_by_side(spec: StudySpec, exp_dir: Path, ray_root: str, conditions: 
                 slug = condition_slug(condition)
                 proc = ctx.Process(target=_condition_process, name=f"condition-{slug}",
                                    args=(spec.to_dict(), str(exp_dir), ray_root, condition, address, verbose,
-                                         os.getpid(), state))
+                                         os.getpid()))
                 proc.start()
                 running[proc.sentinel] = (proc, slug, time.time())
                 print(f"[study] condition {slug}: started ({len(running)} running side by side)", flush=True)

@@ -143,13 +143,6 @@ def write_spec(spec: StudySpec) -> None:
         stored.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
 
-def prepare_experiment(spec: StudySpec, resume: bool) -> StudySpec:
-    """Refuse to overwrite; on --resume continue with the stored spec (choose_spec + write_spec)."""
-    spec = choose_spec(spec, resume)
-    write_spec(spec)
-    return spec
-
-
 def experiment_arg(path: str) -> tuple[str, str | None]:
     """``python -m study.run EXPERIMENT_DIR --resume``: the stored study.yaml and the storage root."""
     folder = Path(path).expanduser()

@@ -65,8 +65,3 @@ def configure(level: int = 1, live: bool = True) -> None:
 def log_to_driver() -> bool:
     """Whether Ray forwards the workers' stdout/stderr (trial output, W&B actors) to the driver."""
     return LEVEL >= 2
-
-
-def ray_verbosity() -> int:
-    """Ray Tune's own progress output: its status tables at ``--verbose``, nothing otherwise."""
-    return 1 if LEVEL >= 2 else 0
