@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
 
+from trainables.label_writers import voc_palette
 from trainables.tune_adapter import IMAGES_FILE
 
 from . import terminal
@@ -87,17 +88,10 @@ def _netrc_key() -> bool:
     return bool(auth and auth[2])
 
 
-def palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (class id -> RGB); 255 (void) is white."""
-    out = np.zeros((n, 3), np.uint8)
-    for i in range(n):
-        c, r, g, b = i, 0, 0, 0
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out[i] = (r, g, b)
+def palette() -> np.ndarray:
+    """The PASCAL VOC colour map (class id -> RGB, the export's own: label_writers.voc_palette);
+    255 (void) is white."""
+    out = np.asarray(voc_palette(), np.uint8).reshape(256, 3).copy()
     out[255] = (255, 255, 255)
     return out
 
