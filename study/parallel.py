@@ -24,13 +24,19 @@ from .spec import StudySpec, condition_slug
 INTERRUPTED = 130  # exit status of a condition process whose Ray experiment stopped unfinished
 
 
-def conditions_at_once(spec: StudySpec, pending: int, resources: dict[str, float], per_condition: int) -> int:
-    """How many conditions to run at once: the cluster's trial slots (``resources`` / the per-trial
-    ``spec.resources``) divided by the trials one condition runs at a time, at least 1."""
+def trial_slots(spec: StudySpec, resources: dict[str, float]) -> float:
+    """Trials the cluster's ``resources`` hold at once at the per-trial ``spec.resources``
+    (inf when a trial asks for none)."""
     fits = [resources.get("CPU", 0) / spec.resources.cpu if spec.resources.cpu else math.inf]
     if spec.resources.gpu:
         fits.append(resources.get("GPU", 0) / spec.resources.gpu)
-    slots = min(fits)
+    return min(fits)
+
+
+def conditions_at_once(spec: StudySpec, pending: int, resources: dict[str, float], per_condition: int) -> int:
+    """How many conditions to run at once: the cluster's trial slots divided by the trials one
+    condition runs at a time, at least 1."""
+    slots = trial_slots(spec, resources)
     if pending <= 1 or math.isinf(slots):  # nothing to overlap, or trials that ask for no resources
         return 1
     return max(1, min(pending, int(slots) // max(1, per_condition)))

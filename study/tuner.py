@@ -28,6 +28,7 @@ from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
 from .failures import trial_failure
+from .parallel import trial_slots
 from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
@@ -77,11 +78,8 @@ def search_concurrency(spec: StudySpec) -> int:
 def _concurrency(spec: StudySpec) -> int:
     if spec.search.max_concurrent:
         return spec.search.max_concurrent
-    res = ray.cluster_resources()
-    fits = [res.get("CPU", 1) / spec.resources.cpu if spec.resources.cpu else math.inf]
-    if spec.resources.gpu:
-        fits.append(res.get("GPU", 0) / spec.resources.gpu)
-    return max(1, int(min(fits)))
+    slots = trial_slots(spec, ray.cluster_resources())
+    return 1 if math.isinf(slots) else max(1, int(slots))
 
 
 def _callbacks(spec: StudySpec, exp_dir: Path, slug: str, job_type: str, namer: TrialNamer) -> list:
