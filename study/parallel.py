@@ -19,18 +19,10 @@ import time
 from multiprocessing.connection import wait
 from pathlib import Path
 
+from .preflight import trial_slots
 from .spec import StudySpec, condition_slug
 
 INTERRUPTED = 130  # exit status of a condition process whose Ray experiment stopped unfinished
-
-
-def trial_slots(spec: StudySpec, resources: dict[str, float]) -> float:
-    """Trials the cluster's ``resources`` hold at once at the per-trial ``spec.resources``
-    (inf when a trial asks for none)."""
-    fits = [resources.get("CPU", 0) / spec.resources.cpu if spec.resources.cpu else math.inf]
-    if spec.resources.gpu:
-        fits.append(resources.get("GPU", 0) / spec.resources.gpu)
-    return min(fits)
 
 
 def conditions_at_once(spec: StudySpec, pending: int, resources: dict[str, float], per_condition: int) -> int:

@@ -10,6 +10,7 @@ would make Ray wait forever.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -122,3 +123,12 @@ def alive_nodes() -> list[dict]:
     import ray
 
     return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
+def trial_slots(spec, resources: dict[str, float]) -> float:
+    """Trials the cluster's ``resources`` hold at once at the per-trial ``spec.resources``
+    (inf when a trial asks for none)."""
+    fits = [resources.get("CPU", 0) / spec.resources.cpu if spec.resources.cpu else math.inf]
+    if spec.resources.gpu:
+        fits.append(resources.get("GPU", 0) / spec.resources.gpu)
+    return min(fits)

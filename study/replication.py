@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .results import TrialRecord, best_trials, replica_label
 from .spec import StudySpec
-from .spec_checks import baseline_overrides
+from .spec import baseline_overrides
 
 
 def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:

@@ -133,8 +133,6 @@ class TrialRecord:
 
 def read_trial(tdir: str | Path) -> TrialRecord:
     """The record of one Ray trial folder (``params.json`` required, ``result.json`` optional)."""
-    from .failures import trial_failure  # failures uses is_full_budget: imported here, not above
-
     tdir = Path(tdir)
     config = json.loads((tdir / PARAMS_FILE).read_text())
     rows = read_results(tdir / RESULTS_FILE)
@@ -196,3 +194,34 @@ def best_trials(records: Iterable[TrialRecord], metric: str, goal: str, k: int |
     full = [r for r in records if r.failure is None and r.full_budget and finite(r.last.get(metric))]
     full.sort(key=lambda r: (sign * float(r.last[metric]), str(r.trial_id)))
     return full if k is None else full[:k]
+
+
+ERROR_FILE = "error.txt"  # Ray appends "Failure # N (occurred at ...)" and the error to it
+
+
+def trial_failure(trial_dir: Path, last_result: dict) -> str | None:
+    """``"diverged at epoch 3: non-finite train loss (nan)"`` for a trial the engine stopped on a
+    non-finite loss; ``"failed: <last line of Ray's error.txt>"`` for a trial whose last event is
+    an error (a trial Ray retried and that went on reporting afterwards is not failed); else None.
+
+    ``trial_dir``: the Ray trial folder (``<experiment>/<condition>/trial_<id>``); ``last_result``:
+    its last reported result (``{}`` when it reported none)."""
+    last_result = last_result or {}
+    if last_result.get("diverged"):
+        epoch = last_result.get("diverged_epoch", last_result.get("epoch"))
+        reason = last_result.get("diverged_reason") or "non-finite train loss"
+        return f"diverged at epoch {epoch}: {reason}"
+    error = Path(trial_dir) / ERROR_FILE
+    if not error.is_file():
+        return None
+    results = Path(trial_dir) / RESULTS_FILE
+    if results.is_file() and results.stat().st_mtime_ns > error.stat().st_mtime_ns:
+        return None  # retried after the error and reported since
+    if is_full_budget(last_result):
+        return None  # finished its budget after all
+    try:
+        lines = [ln.strip() for ln in error.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    lines = [ln for ln in lines if not ln.startswith("Failure # ")]
+    return f"failed: {lines[-1]}" if lines else "failed (see error.txt)"

@@ -28,7 +28,7 @@ from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
 from .failures import trial_failure
-from .parallel import trial_slots
+from .preflight import trial_slots
 from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url

@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 from typing import Any, Iterator
 
-from trainables._typed import suggest
+from trainables.typed import suggest
 from trainables.config import TrialConfig, parse_trial
 from trainables.errors import ConfigError, UserError
 from trainables.metric_names import EPOCH, EVALUATION, SUMMARY, is_metric, known_names

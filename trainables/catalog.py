@@ -12,7 +12,7 @@ import re
 import typing
 from typing import Any, Callable, Iterator
 
-from ._typed import _describe
+from .typed import _describe
 from .errors import UserError
 
 WHAT = ("methods", "noise", "datasets", "archs", "encoders")
@@ -129,7 +129,7 @@ HEADERS: dict[str, str] = {
 def render(what: str, detail: bool = True) -> str:
     """The text of ``--list WHAT``; ``detail``: every entry's parameters and defaults."""
     if what not in WHAT:
-        from ._typed import suggest
+        from .typed import suggest
 
         raise UserError(f"--list: unknown list {what!r}{suggest(what, WHAT)}; allowed: {', '.join(WHAT)}")
     lines = [HEADERS[what] + ":"]

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ._typed import check_range, coerce, from_dict, join, suggest, to_dict
+from .typed import check_range, coerce, from_dict, join, suggest, to_dict
 from .errors import ConfigError
 
 SPLITS = ("train", "val", "test")

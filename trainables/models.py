@@ -44,7 +44,7 @@ def _check_encoder(name: str) -> None:
         return
     valid = encoders()
     if name not in valid:
-        from ._typed import suggest
+        from .typed import suggest
 
         raise ConfigError(f"model.encoder: unknown encoder {name!r}{suggest(name, valid)}; allowed: "
                           f"{', '.join(valid)}, or any timm model as 'tu-<name>'")
@@ -60,7 +60,7 @@ def _check_kwargs(cls: type, cfg) -> None:
            and n not in ("self", "encoder_name", "encoder_weights", "in_channels", "classes")]
     if cfg.encoder.startswith("tu-"):
         return  # timm encoders accept their own keywords (drop_path_rate, ...): timm checks them
-    from ._typed import suggest
+    from .typed import suggest
 
     for key in cfg.kwargs:
         if key not in own:
@@ -207,7 +207,7 @@ def _build(cfg, num_classes: int, in_channels: int) -> torch.nn.Module:
     archs = architectures()
     arch = cfg.arch.lower()
     if arch not in archs:
-        from ._typed import suggest
+        from .typed import suggest
 
         raise ConfigError(f"model.arch: unknown architecture {cfg.arch!r}{suggest(arch, archs)}; allowed: {', '.join(archs)}")
     _check_encoder(cfg.encoder)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._typed import suggest
+from ..typed import suggest
 from ..errors import ConfigError, DataError
 from ._base import IGNORE_INDEX, SegData
 from ._io import decode_all, limit, load_pair, make_split, require_root, value_lut

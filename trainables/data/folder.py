@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._typed import check_range
+from ..typed import check_range
 from ..errors import ConfigError, DataError
 from ._base import IGNORE_INDEX, SegData
 from ._io import IMAGE_EXTS, decode_all, limit, load_pair, make_split, require_root, value_lut

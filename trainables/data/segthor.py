@@ -15,7 +15,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .._typed import check_range
+from ..typed import check_range
 from ..errors import ConfigError, DataError
 from ._base import IGNORE_INDEX, SegData
 from ._io import (decode_all, make_split, map_mask, one_line, require_root, resize_image, resize_labels,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ..errors import ConfigError
 from ._base import SegData, Split
 

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ..errors import ConfigError
 from ._early_learning import TriggerResult, learning_start, trigger_test
 from .base import Method, MethodContext, TrainIoU

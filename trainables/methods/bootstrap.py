@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ._losses import at_label, bootstrap_hard_map, mean_valid, valid_mask
 from .base import Method
 

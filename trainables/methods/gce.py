@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ._losses import at_label, mean_valid
 from .base import Method
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ._losses import ce_map, mean_valid, rce_map, valid_mask
 from .base import Method, MethodContext
 

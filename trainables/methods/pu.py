@@ -51,7 +51,7 @@ from typing import Any, Literal
 
 import torch
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ..errors import ConfigError
 from ._losses import bootstrap_hard_map, ce_map, mean_valid, valid_mask
 from .base import Method, MethodContext

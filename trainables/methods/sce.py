@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ._losses import ce_map, mean_valid, rce_map
 from .base import Method
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ._instances import relabel_instances
 
 

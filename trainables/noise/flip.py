@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ..errors import ConfigError
 from ._classes import check_foreground
 from ._instances import relabel_instances

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ..errors import ConfigError
 
 

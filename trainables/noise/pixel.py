@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._typed import check_range, join
+from ..typed import check_range, join
 from ..errors import ConfigError
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables._typed import from_dict
+from trainables.typed import from_dict
 from trainables.errors import ConfigError
 from trainables.methods import METHODS, MethodContext, TrainIoU
 from trainables.methods._early_learning import curve, fit_curve, learning_start, relative_change, time_grid

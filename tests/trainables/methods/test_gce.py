@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainables._typed import from_dict
+from trainables.typed import from_dict
 from trainables.errors import ConfigError
 from trainables.methods import MethodContext
 from trainables.methods.gce import GeneralizedCE, gce_loss

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from trainables._typed import from_dict
+from trainables.typed import from_dict
 from trainables.errors import ConfigError
 from trainables.methods import MethodContext
 from trainables.methods._losses import rce_map
