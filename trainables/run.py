@@ -99,7 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="result directory (default: runs/<config name>)")
     ap.add_argument("--resume", action="store_true",
                     help="continue from the last checkpoint in --out (without CONFIG: the run's config.yaml); a "
-                         "run killed before its first checkpoint starts over with the same config")
+                         "run killed before its first checkpoint starts over with the same config; --out "
+                         "without a config.yaml is refused (exit 2)")
     ap.add_argument("--images-every", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     ap.add_argument("--list", nargs="?", const="all", metavar="WHAT",
@@ -128,7 +129,9 @@ def _run(args: argparse.Namespace) -> int:
 
     out = args.out or Path("runs") / (Path(args.config).stem if args.config else "default")
     config = args.config
-    if config is None and args.resume and (out / "config.yaml").is_file():
+    if args.resume and not (out / "config.yaml").is_file():
+        raise UserError(f"--resume: no run in {out} (no {out / 'config.yaml'}); start it without --resume")
+    if config is None and args.resume:
         config = out / "config.yaml"  # --resume without CONFIG: the run's own config
     cfg = load_trial_config(config, args.overrides)
     check_writable_dir(out, "--out")
@@ -138,12 +141,10 @@ def _run(args: argparse.Namespace) -> int:
         found = checkpoints(out)
         if found:
             resume_from = found[-1]
-        elif (out / "config.yaml").is_file() or (out / "metrics.jsonl").is_file():
+        else:
             # killed before its first checkpoint: nothing to continue, start over with the same config
             _check_same_config(cfg, out / "config.yaml")
             print(f"note: no checkpoint in {out / 'checkpoints'}; starting the run from scratch", file=sys.stderr)
-        else:
-            print(f"note: no earlier run in {out}; starting it", file=sys.stderr)
     elif (out / "config.yaml").exists() or (out / "metrics.jsonl").exists():
         raise UserError(f"--out {out}: holds an earlier run; use --resume to continue it or choose another --out")
 

@@ -102,6 +102,24 @@ def test_killed_before_first_checkpoint_resume_starts_over_with_the_same_config(
     assert lines(out) == lines(reference)  # same config, same result as a run never interrupted
 
 
+def test_resume_without_a_run_refuses_naming_the_path(tmp_path, capsys) -> None:
+    config = trial_yaml(tmp_path, epochs=1)
+    missing = tmp_path / "nothing-here"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "checkpoints").mkdir()  # a folder, even one with a checkpoints/ dir, but no config.yaml
+    for out, extra in ((missing, [str(config)]), (missing, []), (empty, [str(config)]), (empty, [])):
+        assert run_cli.main([*extra, "--out", str(out), "--quiet", "--resume"]) == 2
+        line = one_error_line(capsys.readouterr().err)
+        assert str(out / "config.yaml") in line and "without --resume" in line, line
+    assert not missing.exists()  # nothing was trained or written
+    assert sorted(p.name for p in empty.iterdir()) == ["checkpoints"]
+    # through the real CLI as well: one line, status 2
+    proc = subprocess.run([sys.executable, "-m", "trainables.run", "--out", str(missing), "--resume"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and str(missing) in one_error_line(proc.stderr), proc.stderr
+
+
 # -- debris of an interrupted checkpoint write -------------------------------------------------------
 
 def test_staged_checkpoint_debris_is_removed_on_resume_and_finish(tmp_path) -> None:
