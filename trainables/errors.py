@@ -15,3 +15,30 @@ class ConfigError(UserError, ValueError):
 
 class DataError(UserError):
     """A dataset file or folder is missing, unreadable or inconsistent. Message names the file."""
+
+
+class DiskFullError(Exception):
+    """A write of the run failed for lack of space. The CLI prints one line and exits with status 4;
+    what was written before (earlier checkpoints, their metrics) stays intact and ``--resume`` continues."""
+
+    def __init__(self, folder, free_bytes: int | None):
+        self.folder, self.free_bytes = folder, free_bytes
+        free = "unknown" if free_bytes is None else f"{free_bytes / 2**20:.1f} MiB"
+        super().__init__(f"disk full writing the run in {folder} ({free} free); free space, then --resume")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """``exc`` (or what caused it) is a failed write for lack of space: ENOSPC/EDQUOT, or torch.save's
+    ``RuntimeError: [enforce fail at inline_container.cc] ... unexpected pos`` / ``file write failed``."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(exc, RuntimeError) and any(s in str(exc) for s in (
+                "unexpected pos", "file write failed", "No space left on device")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -5,11 +5,13 @@ Runs one trial without Ray. Results go to ``--out`` (default ``runs/<config name
 epoch), ``checkpoints/epoch_NNNN/`` (after every epoch, the last 3 kept), ``summary.json`` at the end.
 Bad input prints one line naming the key or file and exits with status 2, before anything is written.
 A trial whose training loss becomes non-finite stops there, is marked diverged in ``metrics.jsonl``
-and ``summary.json``, and the CLI exits with status 3.
+and ``summary.json``, and the CLI exits with status 3. A write that fails for lack of space prints one
+line (the folder, its free space) and exits with status 4; earlier checkpoints stay, ``--resume`` continues.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -18,17 +20,22 @@ from pathlib import Path
 
 from .catalog import list_command, version
 from .checkpoint import remove_staged
-from .errors import UserError
+from .errors import DiskFullError, UserError, is_disk_full
 from .paths import check_writable_dir, make_dir
 
 KEEP_CHECKPOINTS = 3
 EXIT_DIVERGED = 3  # the trial stopped on a non-finite loss (user errors exit 2)
+EXIT_DISK_FULL = 4  # a write of the run failed for lack of space; free space, then --resume
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written file left behind (e.g. on a full disk)
+        raise
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -51,8 +58,15 @@ class FileReporter:
         epoch = metrics["epoch"]
         # metrics first, then the checkpoint: a crash in between leaves a metrics line that the
         # resume drops (it lies beyond the last checkpoint), never a checkpoint without its metrics
-        with open(self.out / "metrics.jsonl", "a") as fh:
-            fh.write(json.dumps(metrics) + "\n")
+        path = self.out / "metrics.jsonl"
+        size = path.stat().st_size if path.exists() else 0
+        try:
+            with open(path, "a") as fh:
+                fh.write(json.dumps(metrics) + "\n")
+        except OSError:
+            with contextlib.suppress(OSError):  # never leave a partial line (e.g. on a full disk)
+                os.truncate(path, size)
+            raise
         if checkpoint_dir is None:  # the epoch the trial diverged at: nothing worth keeping
             if not self.quiet:
                 print(f"epoch {epoch}/{self.total} | {metrics.get('diverged_reason', 'diverged')}", flush=True)
@@ -119,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except DiskFullError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except KeyboardInterrupt:
         print("interrupted; continue with --resume", file=sys.stderr)
         return 130
@@ -163,10 +180,20 @@ def _run(args: argparse.Namespace) -> int:
         _atomic_write(out / "config.yaml", dump_trial_config(cfg))
     print(f"noisyseg: {cfg.method.name} on {cfg.dataset.name} -> {out}"
           + (f" (resuming after {resume_from.name})" if resume_from else ""), flush=True)
-    reporter = FileReporter(out, cfg.train.epochs, args.quiet)
-    summary = run_trainer(trainer, reporter, resume_from=resume_from, progress=not args.quiet,
-                          images_every=args.images_every, scratch_dir=out / "checkpoints")
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    try:
+        reporter = FileReporter(out, cfg.train.epochs, args.quiet)
+        summary = run_trainer(trainer, reporter, resume_from=resume_from, progress=not args.quiet,
+                              images_every=args.images_every, scratch_dir=out / "checkpoints")
+        _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    except (OSError, RuntimeError) as exc:
+        if not is_disk_full(exc):
+            raise
+        _remove_debris(out)  # the staged checkpoint and *.tmp of the failed write
+        try:
+            free = shutil.disk_usage(out).free
+        except OSError:
+            free = None
+        raise DiskFullError(out, free) from None
     _remove_debris(out)
     if summary.get("diverged"):
         print(f"error: diverged at epoch {summary['diverged_epoch']}: {summary['diverged_reason']}; the run "
