@@ -9,16 +9,23 @@ STAMP := $(VENV)/.installed-noisyseg
 
 .PHONY: setup run trial test smoke clean
 
+# pip's full output goes to $(PIPLOG); on a failure its last lines are printed and make stops.
+PIPLOG := $(VENV)/pip-install.log
+PIP = $(PY) -m pip install --disable-pip-version-check --no-color
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+	@echo "creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "installing noisyseg[test] into $(VENV) (log: $(PIPLOG))"
+	@( $(PIP) --upgrade pip && $(PIP) -e ".[test]" ) >$(PIPLOG) 2>&1 \
+	  || { echo "pip install failed; last lines of $(PIPLOG):" >&2; grep -v "^WARNING: Location" $(PIPLOG) | tail -n 30 >&2; exit 1; }
+	@touch $(STAMP)
 
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m study.run search_spaces/adele.yaml --storage runs/quickstart-$$(date +%Y%m%d-%H%M%S)
+	@echo "running the ADELE study (search_spaces/adele.yaml)"
+	@$(PY) -m study.run search_spaces/adele.yaml --storage runs/quickstart-$$(date +%Y%m%d-%H%M%S)
 
 trial: $(STAMP)
 	$(PY) -m trainables.run examples/synthetic.yaml --out runs/trial-$$(date +%Y%m%d-%H%M%S)
@@ -27,7 +34,8 @@ smoke: $(STAMP)
 	$(PY) -m trainables.run examples/tiny.yaml --out runs/smoke-$$(date +%Y%m%d-%H%M%S)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	@echo "running the test suite"
+	@$(PY) -m pytest
 
 clean:
 	rm -rf runs .pytest_cache
