@@ -1,5 +1,6 @@
 # One command to set up and run the main job, one to set up and run the tests.
 #   make run    -> creates .venv, installs noisyseg, runs the ADELE study on the built-in synthetic data
+#   make resume -> continues the latest quick start after an interruption
 #   make test   -> creates .venv, installs noisyseg[test], runs the whole test suite
 #   make trial  -> one training run (CE, synthetic data, morph noise) without Ray
 PYTHON ?= python3
@@ -7,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-noisyseg
 
-.PHONY: setup run trial test smoke clean
+.PHONY: setup run resume trial test smoke clean
 
 # pip's full output goes to $(PIPLOG); on a failure its last lines are printed and make stops.
 PIPLOG := $(VENV)/pip-install.log
@@ -24,8 +25,15 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	@echo "running the ADELE study (search_spaces/adele.yaml)"
-	@$(PY) -m study.run search_spaces/adele.yaml --storage runs/quickstart-$$(date +%Y%m%d-%H%M%S)
+	@root=runs/quickstart-$$(date +%Y%m%d-%H%M%S); \
+	echo "running the ADELE study (search_spaces/adele.yaml) into $$root/ (after an interruption: make resume)"; \
+	$(PY) -m study.run search_spaces/adele.yaml --storage $$root
+
+resume: $(STAMP)
+	@exp=$$(ls -d runs/quickstart-*/*/study.yaml 2>/dev/null | sort | tail -n 1); \
+	if [ -z "$$exp" ]; then echo "make resume: no quick start under runs/ to continue; run make run" >&2; exit 2; fi; \
+	echo "continuing $$(dirname $$exp)"; \
+	$(PY) -m study.run $$(dirname $$exp) --resume
 
 trial: $(STAMP)
 	$(PY) -m trainables.run examples/synthetic.yaml --out runs/trial-$$(date +%Y%m%d-%H%M%S)
