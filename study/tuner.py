@@ -31,6 +31,7 @@ from .failures import trial_failure
 from .preflight import trial_slots
 from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
+from .results import is_full_budget
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
@@ -153,7 +154,7 @@ def _check_finished(records: list[dict], expected: int, since: float) -> None:
         if r["status"] != "TERMINATED":
             return True
         fresh = m.get("timestamp", 0) >= since
-        return fresh and not m.get("done") and m.get("epoch", 0) < m.get("epochs_total", 0)
+        return fresh and not m.get("done") and not is_full_budget(m)
 
     left = [r for r in records if unfinished(r)]
     if left or len(records) < expected:

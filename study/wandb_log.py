@@ -39,7 +39,7 @@ from trainables.label_writers import voc_palette
 from trainables.tune_adapter import IMAGES_FILE
 
 from . import terminal
-from .results import by_epoch, read_results
+from .results import RESULTS_FILE, by_epoch, read_results
 from .trial_info import TrialNamer, end_state
 
 PANELS = ("image", "clean", "noisy", "current", "prediction")
@@ -187,7 +187,7 @@ def _earlier_epochs(trial) -> list[dict]:
     steps it already has, so the run ends with its whole history once."""
     if not trial.path or "://" in trial.path:  # results in remote storage are not read back here
         return []
-    return [row for row in by_epoch(read_results(os.path.join(trial.path, "result.json"))) if "epoch" in row]
+    return [row for row in by_epoch(read_results(os.path.join(trial.path, RESULTS_FILE))) if "epoch" in row]
 
 
 class _StudyLoggingActor(_WandbLoggingActor):
