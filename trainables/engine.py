@@ -94,7 +94,9 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.method = create_method(cfg.method, MethodContext(self.k, self.ignore, cfg.train.epochs,
                                                               self.num_train, (int(h), int(w))))
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # the model's parameters, then the method's own learnable tensors (own groups and rates)
+        params = [{"params": [p for p in self.model.parameters() if p.requires_grad]},
+                  *self.method.param_groups(self.device)]
         fused = {"fused": True} if self.plan.fused_optimizer else {}
         if t.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
@@ -104,8 +106,9 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.num_train / t.batch_size)
         total = self.steps_per_epoch * t.epochs
         power = t.poly_power if t.schedule == "poly" else 0.0
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: max(0.0, 1.0 - step / total) ** power)
+        poly = lambda step: max(0.0, 1.0 - step / total) ** power  # noqa: E731
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(  # a method's fixed_lr group keeps its rate
+            self.optimizer, [(lambda step: 1.0) if g.get("fixed_lr") else poly for g in self.optimizer.param_groups])
         self.mean, self.std = MEAN.to(self.device), STD.to(self.device)  # once, not per batch
         self.amp, self.amp_dtype = self.plan.amp, self.plan.amp_dtype
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.plan.grad_scaler)

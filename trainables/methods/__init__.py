@@ -10,6 +10,7 @@ from .gce import GeneralizedCE
 from .lncis import Lncis
 from .pu import PULearning
 from .sce import SymmetricCE
+from .tloss import TLoss
 
 METHODS: dict[str, type[Method]] = {
     "ce": CrossEntropy,
@@ -20,6 +21,7 @@ METHODS: dict[str, type[Method]] = {
     "bootstrap_soft": BootstrapSoft,
     "bootstrap_hard": BootstrapHard,
     "pu": PULearning,
+    "tloss": TLoss,
 }
 
 

@@ -46,6 +46,13 @@ class Method:
         self.ctx = ctx
 
     # -- training ---------------------------------------------------------------------------
+    def param_groups(self, device: torch.device) -> list[dict[str, Any]]:
+        """The method's own learnable tensors (e.g. T-Loss's log nu), moved to ``device``, as extra
+        optimiser parameter groups: dicts with ``params`` and per-group options (``lr``,
+        ``weight_decay``; ``fixed_lr: True`` keeps the group off the LR schedule). Called once,
+        before the engine builds the optimiser; the method checkpoints their values itself."""
+        return []
+
     def loss(self, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
              epoch: int) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of a batch. ``images``: normalised float [B, 3, H, W]; ``labels``: long [B, H, W]
