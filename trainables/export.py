@@ -40,17 +40,20 @@ import numpy as np
 
 from .errors import UserError
 from .export_source import Source, load_source, resolve_source
+from .label_issues import RANKINGS
 from .tables import write_csv
 
-LABEL_MODES = ("run", "confident")
+LABEL_MODES = ("run", "confident", "cleanlab")
+DEFAULT_LABELS = "run"
+DEFAULT_RANK_BY = "disagreement"
 RUN_METRICS = ("epoch", "best_val", "max_test", "last", "val_miou", "test_miou", "label_miou", "noise_miou")
 
 
 # -- the model's view of the training images --------------------------------------------------------
 
-def predict(cfg, model_state: dict, images: np.ndarray, labels: np.ndarray, tau: float, num_classes: int,
-            ignore_index: int, device: str = "auto"):
-    """One eval-mode pass over the un-augmented training images -> label_issues.Predictions."""
+def predict(cfg, model_state: dict, images: np.ndarray, tau: float, num_classes: int, device: str = "auto"):
+    """One eval-mode pass over the un-augmented training images -> label_issues.Predictions (with the
+    softmax probabilities, float32 [N, K, H, W], for cleanlab)."""
     import torch
 
     from .engine import MEAN, STD, resolve_device
@@ -72,14 +75,15 @@ def predict(cfg, model_state: dict, images: np.ndarray, labels: np.ndarray, tau:
         for a in range(0, len(images), bs):
             x = torch.from_numpy(np.ascontiguousarray(images[a:a + bs])).to(dev).permute(0, 3, 1, 2).float().div_(255)
             probs = torch.softmax(model((x - mean) / std).float(), dim=1)
-            parts.append(Predictions.from_probs(probs, labels[a:a + bs], tau, ignore_index))
+            parts.append(Predictions.from_probs(probs, tau))
     return Predictions.concat(parts)
 
 
 # -- the export ------------------------------------------------------------------------------------
 
-def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: float = 0.7, top_k: int = 16,
-               device: str = "auto", threads: int | None = None) -> dict:
+def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, tau: float = 0.7, top_k: int = 16,
+               device: str = "auto", threads: int | None = None, rank_by: str = DEFAULT_RANK_BY,
+               cleanlab_jobs: int = 1) -> dict:
     """Build the export of ``source`` in a temporary folder beside ``out``, then rename it to ``out``.
     Returns the contents of export.json."""
     import torch
@@ -88,7 +92,7 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
     from .contact_sheet import contact_sheet
     from .data import create_dataset
     from .engine import prepare_data
-    from .label_issues import confident_labels, rank_label_issues
+    from .label_issues import confident_labels, flagged_labels, rank_label_issues
     from .label_writers import ExportSplit, create_coding, write_folder, write_segthor_volumes
     from .metrics import label_miou
 
@@ -96,6 +100,10 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
         raise UserError(f"--labels: got {labels_mode!r}; allowed: {', '.join(LABEL_MODES)}")
     if not 0.0 < tau <= 1.0:
         raise UserError(f"--tau: got {tau}; allowed: 0 < tau <= 1")
+    if rank_by not in RANKINGS:
+        raise UserError(f"--rank-by: got {rank_by!r}; allowed: {', '.join(RANKINGS)}")
+    if cleanlab_jobs < 1:
+        raise UserError(f"--cleanlab-jobs: got {cleanlab_jobs}; allowed: 1 or more")
     if top_k < 0:
         raise UserError(f"--top-k: got {top_k}; allowed: 0 or more")
     if threads is not None and threads < 1:
@@ -128,9 +136,16 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
                             f"decodes to {original.shape}; the data changed since the run")
         run_labels = run_labels.astype(np.uint8)
     images = td.images["train"].numpy()
-    preds = predict(cfg, state["model"], images, original, tau, k, ignore, device)
-    issues = rank_label_issues(original, preds, k, ignore, data.train.names, td.class_names)
-    exported = confident_labels(run_labels, preds, ignore) if labels_mode == "confident" else run_labels
+    preds = predict(cfg, state["model"], images, tau, k, device)
+    files = (data.meta.get("files") or {}).get("train")
+    issues = rank_label_issues(original, preds, k, ignore, data.train.names, td.class_names, rank_by=rank_by,
+                               n_jobs=cleanlab_jobs, files=files)
+    if labels_mode == "confident":
+        exported = confident_labels(run_labels, preds, ignore)
+    elif labels_mode == "cleanlab":
+        exported = flagged_labels(run_labels, issues.flags, preds.argmax, ignore)
+    else:
+        exported = run_labels
 
     # per-image columns only the export knows: what the run / the export changed, injected noise
     n = len(original)
@@ -162,8 +177,10 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
                      write_segthor_volumes(tmp, cfg.dataset.root, list(data.train.names), exported, original)]
         write_csv(tmp / "label_issues.csv", issues.images)
         write_csv(tmp / "label_issues_classes.csv", issues.classes)
-        contact_sheet(images, original, preds.argmax, preds.confident, issues.order, list(data.train.names),
-                      issues.scores["disagreement"], top_k, ignore).save(tmp / "suspects.png")
+        column = RANKINGS[rank_by][0]
+        marked = issues.flags if rank_by.startswith("cleanlab") else preds.confident
+        contact_sheet(images, original, preds.argmax, marked, issues.order, list(data.train.names),
+                      issues.scores[column], top_k, ignore, score_name=column).save(tmp / "suspects.png")
 
         retrain = cfg.to_dict()
         retrain["dataset"] = {"name": "folder", "root": str(out), "size": retrain["dataset"].get("size"),
@@ -175,7 +192,8 @@ def export_run(source: Source, out: Path, *, labels_mode: str = "run", tau: floa
         t_orig, t_exp, t_clean = (torch.from_numpy(a) for a in (original, exported, clean_train))
         summary = {
             "source": source.description, "checkpoint": str(source.checkpoint.absolute()),
-            "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau,
+            "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau, "rank_by": rank_by,
+            "pixels_flagged_by_cleanlab": int(issues.flags.sum()),
             "images": {s: len(sp.names) for s, sp in splits.items()},
             "pixels_corrected_by_run": int(corrected.sum()), "pixels_changed_by_export": int(changed.sum()),
             "images_changed_by_export": int((changed > 0).sum()),
@@ -212,8 +230,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--replica", default="tuned",
                     help="study, with --seed: the replicated configuration, tuned (default), tuned#2, ... or a "
                          "baseline's name")
-    ap.add_argument("--labels", default="run", choices=LABEL_MODES,
-                    help="run: the labels the run ended with; confident: plus the model's predictions >= tau")
+    ap.add_argument("--labels", default=DEFAULT_LABELS, choices=LABEL_MODES,
+                    help="run: the labels the run ended with; confident: plus the model's predictions >= tau; "
+                         f"cleanlab: plus the model's argmax on the pixels cleanlab flags (default {DEFAULT_LABELS})")
+    ap.add_argument("--rank-by", default=DEFAULT_RANK_BY, choices=list(RANKINGS),
+                    help="the suspect ranking: disagreement (share of pixels the confident model relabels), "
+                         "cleanlab_issues (cleanlab's num_pixel_issues), cleanlab_softmin, iou "
+                         f"(default {DEFAULT_RANK_BY})")
+    ap.add_argument("--cleanlab-jobs", type=int, default=1, help="cleanlab's processes (default 1)")
     ap.add_argument("--tau", type=float, default=0.7, help="confidence threshold (max probability), default 0.7")
     ap.add_argument("--top-k", type=int, default=16, help="images on the contact sheet (default 16)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -226,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         source = resolve_source(args.run_dir, args.condition, args.seed, args.replica)
         summary = export_run(source, args.out, labels_mode=args.labels, tau=args.tau, top_k=args.top_k,
-                             device=args.device, threads=args.threads)
+                             device=args.device, threads=args.threads, rank_by=args.rank_by,
+                             cleanlab_jobs=args.cleanlab_jobs)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

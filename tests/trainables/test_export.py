@@ -24,6 +24,7 @@ from trainables.contact_sheet import HEADER, TILE_HEIGHT, GAP
 from trainables.data import create_dataset
 from trainables.engine import MEAN, STD, prepare_data
 from trainables.errors import UserError
+from trainables.label_issues import cleanlab_issues
 from trainables.label_writers import (Coding, ExportSplit, create_coding, voc_palette, write_folder,
                                       write_segthor_volumes)
 from trainables.models import create_model
@@ -139,6 +140,23 @@ def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
     assert summary["pixels_corrected_by_run"] == 0  # ce never rewrites its labels
     assert summary["pixels_changed_by_export"] == int((got != final.numpy()).sum())
 
+    # --labels cleanlab: cleanlab's flagged pixels (confident learning on the same probabilities) take
+    # the model's class; --rank-by cleanlab_issues orders by cleanlab's num_pixel_issues score
+    out2 = tmp_path / "exp-cleanlab"
+    assert export(ce_run, "--out", out2, "--labels", "cleanlab", "--rank-by", "cleanlab_issues") == 0
+    flags = cleanlab_issues(final.numpy(), probs.numpy()).flags
+    expected2 = np.where(flags, pred.numpy(), final.numpy())
+    got2 = reload(out2).train.masks
+    assert flags.any() and np.mean(got2 == expected2) > 0.999
+    rows = read_rows(out2 / "label_issues.csv")
+    scores = [float(r["cleanlab_num_pixel_issues"]) for r in rows]
+    assert scores == sorted(scores)
+    assert sum(int(r["cleanlab_issue_pixels"]) for r in rows) == int(flags.sum())
+    summary2 = json.loads((out2 / "export.json").read_text())
+    assert summary2["labels"] == "cleanlab" and summary2["rank_by"] == "cleanlab_issues"
+    assert summary2["pixels_flagged_by_cleanlab"] == int(flags.sum())
+    assert summary2["pixels_changed_by_export"] == int((got2 != final.numpy()).sum())
+
 
 def test_checkpoint_folder_and_its_labels(adele_run, tmp_path):
     """RUN_DIR may be one checkpoint; its 'labels' are what gets exported (edited here to prove it)."""
@@ -181,6 +199,7 @@ def test_folder_source_keeps_grey_codes_void_and_list_layout(tmp_path):
     out = tmp_path / "exp"
     assert export(run, "--out", out) == 0
     assert (out / "train.txt").read_text().split() == stems["train"] and (out / "images" / "a0.png").is_file()
+    assert sorted(r["file"] for r in read_rows(out / "label_issues.csv")) == [f"images/{s}.jpg" for s in stems["train"]]
     masks = np.stack([np.asarray(Image.open(out / "masks" / f"{s}.png")) for s in stems["train"]])
     assert set(np.unique(masks)) == {0, 50, 100, 200}
     assert (masks[:, 0] == 50).all()  # void stays void, in the source's code
@@ -209,6 +228,8 @@ def test_camvid_masks_keep_void_11(camvid_root, tmp_path):
     assert np.array_equal(data.train.masks, last_state(run)["labels"].numpy())
     assert (data.train.masks == 255).any()
     assert data.class_names[0] == "Sky" and len(data.class_names) == 11
+    files = sorted(r["file"] for r in read_rows(out / "label_issues.csv"))
+    assert len(files) == 4 and all(f.startswith("train/") and (Path(camvid_root) / "CamVid" / f).is_file() for f in files)
 
 
 def test_voc_palette_and_coding_registry(tmp_path):
@@ -278,6 +299,7 @@ def test_bad_input_one_line_exit_2_nothing_written(adele_run, tmp_path, capsys):
     fails(adele_run, "--out", tmp_path / "x", "--seed", "0", match="not a study experiment folder")
     fails(adele_run, "--out", tmp_path / "x", "--tau", "0", match="--tau: got 0.0")
     fails(adele_run, "--out", tmp_path / "x", "--device", "gpu", match="--device: got 'gpu'")
+    fails(adele_run, "--out", tmp_path / "x", "--cleanlab-jobs", "0", match="--cleanlab-jobs: got 0")
     broken = tmp_path / "broken"
     shutil.copytree(adele_run, broken)
     cfg_text = (broken / "config.yaml").read_text()

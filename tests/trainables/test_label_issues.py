@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from trainables.label_issues import (NOT_CONFIDENT, Predictions, average_precision, confident_labels,
-                                     order_by, precision_at_k, rank_label_issues, softmin_pool)
+from trainables.label_issues import (NOT_CONFIDENT, RANKINGS, Predictions, average_precision, cleanlab_issues, confident_labels,
+                                     order_by, precision_at_k, rank_label_issues)
 
 V = 255  # void
 
@@ -37,7 +37,7 @@ def test_ranks_a_missing_object_first_with_hand_counts():
     assert top["iou"] == pytest.approx((12 / 16 + 0) / 2)
     assert res.images[2]["iou"] == 1.0 and res.images[2]["disagreement"] == 0.0
     assert res.images[1]["removed/b"] == 1 and res.images[1]["added/bg"] == 1
-    assert "self_confidence" not in top  # hard predictions only
+    assert "cleanlab_softmin" not in top and res.flags is None  # hard predictions only
     classes = {c["class"]: c for c in res.classes}
     assert classes["a"]["labelled_pixels"] == 4 and classes["a"]["added"] == 4 and classes["a"]["images_changed"] == 1
     assert classes["a"]["confident_pixels"] == 8  # 4 agreeing in image 0, 4 added in image 1
@@ -91,44 +91,52 @@ def test_ties_break_by_iou_then_index():
     assert res.order.tolist() == [1, 0, 2]
 
 
-def test_from_probs_tau_and_self_confidence():
+def test_from_probs_tau_and_cleanlab_columns():
     labels = np.array([[[0, 1], [1, V]]], np.uint8)
     probs = np.zeros((1, 2, 2, 2), np.float32)
     probs[0, 0] = [[0.9, 0.6], [0.2, 0.5]]
     probs[0, 1] = 1 - probs[0, 0]
-    p = Predictions.from_probs(probs, labels, tau=0.7)
+    p = Predictions.from_probs(probs, tau=0.7)
     assert p.argmax.tolist() == [[[0, 0], [1, 0]]]
     assert p.confident.tolist() == [[[True, False], [True, False]]]
-    sc = p.self_confidence[0]
-    assert sc[0, 0] == pytest.approx(0.9) and sc[0, 1] == pytest.approx(0.4) and sc[1, 0] == pytest.approx(0.8)
-    assert math.isnan(sc[1, 1])
+    assert p.probs.shape == (1, 2, 2, 2)
     res = rank_label_issues(labels, p, num_classes=2)
     assert res.scores["disagree_pixels"].tolist() == [0]  # the one wrong argmax (0.6) is below tau
-    s = np.array([0.9, 0.4, 0.8])
-    w = np.exp(-s / 0.1)
-    assert res.scores["self_confidence"][0] == pytest.approx(float((s * w).sum() / w.sum()), rel=1e-5)
+    row = res.images[0]
+    assert {"cleanlab_softmin", "cleanlab_num_pixel_issues", "cleanlab_issue_pixels"} <= set(row)
+    assert res.flags.shape == labels.shape and not res.flags[0, 1, 1]  # void is never flagged
+    assert row["cleanlab_num_pixel_issues"] == pytest.approx(1 - row["cleanlab_issue_pixels"] / 3)
 
 
 def test_from_probs_accepts_torch_and_matches_numpy():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 3, (2, 5, 6)).astype(np.uint8)
     probs = rng.dirichlet([1, 1, 1], size=(2, 5, 6)).transpose(0, 3, 1, 2).astype(np.float32)
-    a = Predictions.from_probs(probs, labels, 0.5)
-    b = Predictions.from_probs(torch.from_numpy(probs), labels, 0.5)
+    a = Predictions.from_probs(probs, 0.5)
+    b = Predictions.from_probs(torch.from_numpy(probs), 0.5)
     assert np.array_equal(a.argmax, b.argmax) and np.array_equal(a.confident, b.confident)
-    assert np.allclose(a.self_confidence, b.self_confidence)
-    both = Predictions.concat([Predictions.from_probs(probs[:1], labels[:1], 0.5),
-                               Predictions.from_probs(probs[1:], labels[1:], 0.5)])
-    assert np.array_equal(both.argmax, a.argmax) and np.allclose(both.self_confidence, a.self_confidence)
+    assert np.array_equal(a.probs, b.probs)
+    both = Predictions.concat([Predictions.from_probs(probs[:1], 0.5), Predictions.from_probs(probs[1:], 0.5)])
+    assert np.array_equal(both.argmax, a.argmax) and np.array_equal(both.probs, a.probs)
+    with pytest.raises(ValueError, match=r"expected \[N, K, H, W\]"):
+        Predictions.from_probs(probs[0], 0.5)
 
 
-def test_softmin_pool_leans_on_the_worst_pixels():
-    assert softmin_pool(np.array([0.5, 0.5])) == pytest.approx(0.5)
-    low = softmin_pool(np.array([0.99] * 50 + [0.05]))
-    assert low < 0.1 < np.mean([0.99] * 50 + [0.05])  # one bad pixel pulls the score down, the mean stays high
-    assert math.isnan(softmin_pool(np.array([np.nan])))
-    assert softmin_pool(np.array([0.2, np.nan, 0.2])) == pytest.approx(0.2)
+def test_rank_by_orders_by_the_chosen_score():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, (6, 8, 8)).astype(np.uint8)
+    probs = rng.dirichlet([1, 1, 1], size=(6, 8, 8)).transpose(0, 3, 1, 2).astype(np.float32)
+    preds = Predictions.from_probs(probs, 0.5)
+    for name, (column, descending) in RANKINGS.items():
+        res = rank_label_issues(labels, preds, 3, rank_by=name)
+        s = res.scores[column][res.order]
+        assert (np.diff(s) <= 0).all() if descending else (np.diff(s) >= 0).all(), name
+    with pytest.raises(ValueError, match="rank_by: got 'nope'"):
+        rank_label_issues(labels, preds, 3, rank_by="nope")
+    with pytest.raises(ValueError, match="needs the model's probabilities"):
+        rank_label_issues(labels, Predictions.from_confident(preds.argmax), 3, rank_by="cleanlab_issues")
+    res = rank_label_issues(labels, preds, 3, names=[f"n{i}" for i in range(6)], files=[f"f{i}.png" for i in range(6)])
+    assert [r["file"] for r in res.images] == [f"f{i}.png" for i in res.order]
 
 
 def test_confident_labels_replace_only_confident_non_void():
@@ -147,7 +155,7 @@ def test_inputs_are_not_modified_and_results_repeat():
     labels = rng.integers(0, 4, (70, 6, 5)).astype(np.uint8)  # more than one counting chunk
     labels[0, 0] = V
     probs = rng.dirichlet([1] * 4, size=(70, 6, 5)).transpose(0, 3, 1, 2)
-    preds = Predictions.from_probs(probs, labels, 0.4)
+    preds = Predictions.from_probs(probs, 0.4)
     copies = labels.copy(), preds.argmax.copy(), preds.confident.copy()
     a = rank_label_issues(labels, preds, 4)
     b = rank_label_issues(labels, preds, 4)
@@ -167,8 +175,10 @@ def test_bad_input_is_an_error():
     labels[0, 0, 0] = 5
     with pytest.raises(ValueError, match="value 5"):
         rank_label_issues(labels, Predictions.from_confident(np.zeros((1, 2, 2), np.uint8)), 2)
-    with pytest.raises(ValueError, match="class ids"):
-        Predictions.from_probs(np.full((1, 2, 2, 2), 0.5), labels, 0.5)
+    with pytest.raises(ValueError, match="class ids >= 2"):
+        cleanlab_issues(labels, np.full((1, 2, 2, 2), 0.5))
+    with pytest.raises(ValueError, match="probabilities of 2 classes for 6 classes"):
+        rank_label_issues(labels, Predictions.from_probs(np.full((1, 2, 2, 2), 0.5), 0.5), 6)
 
 
 def test_ranking_quality_measures_by_hand():

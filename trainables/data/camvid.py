@@ -88,11 +88,12 @@ def load(cfg) -> SegData:
     camdir = camvid_dir(cfg.root)
     size = tuple(cfg.size) if cfg.size is not None else NATIVE_SIZE
     names, lut = classes_and_lut(list(cfg.options.background) if cfg.options is not None else [])
-    splits = {}
+    splits, files = {}, {}
     for split, n in cfg.split_limits().items():
         pairs = limit(list_pairs(camdir, split), n)
+        files[split] = [p[0].relative_to(camdir).as_posix() for p in pairs]  # the export's file column
         decoded = decode_all(lambda p: load_pair(p[0], p[1], lut, _ALLOWED, size), pairs)
         splits[split] = make_split(split, str(camdir / f"{split}.txt"), [d[0] for d in decoded],
                                    [d[1] for d in decoded], [p[0].stem for p in pairs])
     return SegData(**splits, class_names=names, ignore_index=IGNORE_INDEX,
-                   meta={"root": str(camdir), "void_value": VOID_VALUE})
+                   meta={"root": str(camdir), "void_value": VOID_VALUE, "files": files})

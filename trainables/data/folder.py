@@ -113,7 +113,7 @@ def load(cfg) -> SegData:
     lut, allowed = mask_lut(opts, len(names))
     sub_folders = (root / "images" / "train").is_dir()
     limits = cfg.split_limits()
-    splits = {}
+    splits, files = {}, {}
     for split in SPLITS:
         sub = split if sub_folders else ""
         images = _index(root / "images" / sub)
@@ -124,7 +124,8 @@ def load(cfg) -> SegData:
                 raise DataError(f"{images[s]}: no mask; expected {root / 'masks' / sub / s}.png "
                                 f"(or another image extension) with the same stem")
         decoded = decode_all(lambda s: load_pair(images[s], masks[s], lut, allowed, size), stems)
+        files[split] = [images[s].relative_to(root).as_posix() for s in stems]  # the export's file column
         source = str(root / "images" / sub) if sub_folders else str(root / f"{split}.txt")
         splits[split] = make_split(split, source, [d[0] for d in decoded], [d[1] for d in decoded], stems)
     return SegData(**splits, class_names=names, ignore_index=IGNORE_INDEX,
-                   meta={"root": str(root), "layout": "sub-folders" if sub_folders else "lists"})
+                   meta={"root": str(root), "layout": "sub-folders" if sub_folders else "lists", "files": files})

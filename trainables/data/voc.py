@@ -79,10 +79,11 @@ def load(cfg) -> SegData:
     obj_dir = vocdir / "SegmentationObject"
     limits = cfg.split_limits()
 
-    splits = {}
+    splits, files = {}, {}
     for split, list_name in (("train", train_list), ("val", opts.val_list), ("test", opts.test_list)):
         list_path = sets / f"{list_name}.txt"
         ids = limit(read_ids(list_path), limits[split])
+        files[split] = [f"JPEGImages/{i}.jpg" for i in ids]  # the export's file column
         for i in ids:
             if not (mask_dir / f"{i}.png").is_file():
                 raise DataError(f"{vocdir / 'JPEGImages' / f'{i}.jpg'}: no mask; expected {mask_dir / f'{i}.png'} "
@@ -101,7 +102,7 @@ def load(cfg) -> SegData:
         splits[split] = make_split(split, str(list_path), [d[0] for d in decoded], [d[1] for d in decoded], ids,
                                    [d[2] for d in decoded] if with_inst else None)
     return SegData(**splits, class_names=list(CLASS_NAMES), ignore_index=IGNORE_INDEX,
-                   meta={"root": str(vocdir), "lists": [train_list, opts.val_list, opts.test_list]})
+                   meta={"root": str(vocdir), "lists": [train_list, opts.val_list, opts.test_list], "files": files})
 
 
 def _instances(image_path: Path, image: np.ndarray, path: Path) -> np.ndarray:
