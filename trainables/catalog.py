@@ -86,24 +86,18 @@ def _signature_params(cls: type, skip: tuple[str, ...]) -> list[tuple[str, str, 
     return out
 
 
+# --list name -> the trial section whose registry it shows (trainables.config.components)
+REGISTRY_LISTS = {"methods": "method", "noise": "noise", "datasets": "dataset"}
+
+
 def _entries(what: str) -> Iterator[tuple[str, list[tuple[str, str, str, str]]]]:
-    if what == "methods":
-        from .methods import METHODS
+    if what in REGISTRY_LISTS:
+        from .config import DatasetConfig, components
 
-        for name, cls in METHODS.items():
-            yield name, dataclass_params(cls.Params)
-    elif what == "noise":
-        from .noise import NOISE_KINDS
-
-        for name, kind in NOISE_KINDS.items():
-            yield name, dataclass_params(kind.params)
-    elif what == "datasets":
-        from .config import DatasetConfig
-        from .data import DATASETS
-
-        common = [p for p in dataclass_params(DatasetConfig) if p[0] in DatasetConfig.COMMON and p[0] != "name"]
-        for name, entry in DATASETS.items():
-            yield name, common + dataclass_params(entry.options)
+        registry, common = components()[REGISTRY_LISTS[what]]
+        shared = [p for p in dataclass_params(DatasetConfig) if p[0] in common]  # keys beside every name
+        for name in registry:
+            yield _label(registry, name), shared + dataclass_params(registry.params(name))
     elif what == "archs":
         from .models import architectures
 
@@ -115,6 +109,11 @@ def _entries(what: str) -> Iterator[tuple[str, list[tuple[str, str, str, str]]]]
 
         for name in encoders():
             yield name, []
+
+
+def _label(registry, name: str) -> str:
+    """An entry's name as listed; one registered from outside the package names its module."""
+    return name if registry.builtin(name) else f"{name}  (plugin {registry.origin(name)})"
 
 
 HEADERS: dict[str, str] = {

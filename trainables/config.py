@@ -138,9 +138,24 @@ class TrialConfig:
 
 # -- parsing -----------------------------------------------------------------------------------
 
-def _named(data: Any, path: str, key: str, default: str, common: tuple[str, ...], lookup) -> tuple[dict, Any]:
-    """Split a flat ``{key: name, common..., params...}`` mapping into common values and the
-    params dataclass of the registry entry ``lookup(name)`` returns."""
+SECTIONS = ("dataset", "noise", "method")  # the trial sections that name a registry entry
+
+
+def components() -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """The named components of a trial: YAML section -> (its registry, the keys beside the naming
+    key that every entry accepts). Parsing, ``set_value`` and ``--list`` read registries only here."""
+    from .data import DATASETS
+    from .methods import METHODS
+    from .noise import NOISE_KINDS
+
+    return {"dataset": (DATASETS, DatasetConfig.COMMON[1:]), "noise": (NOISE_KINDS, ()), "method": (METHODS, ())}
+
+
+def _named(data: Any, path: str, section: str, default: str) -> tuple[dict, Any]:
+    """Split a flat ``{key: name, common..., params...}`` mapping of a trial section into the
+    common values and the params dataclass of the registry entry it names."""
+    registry, common = components()[section]
+    key = registry.key
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -148,13 +163,7 @@ def _named(data: Any, path: str, key: str, default: str, common: tuple[str, ...]
     name = data.get(key, default)
     if not isinstance(name, str):
         raise ConfigError(f"{join(path, key)}: got {name!r}; expected a string")
-    try:
-        params_cls = lookup(name, join(path, key))
-    except ConfigError as exc:  # an unknown name: add the close spelling (adel -> adele)
-        msg = str(exc)
-        valid = msg.partition("; allowed: ")[2].split(", ")
-        hint = suggest(name, valid) if "did you mean" not in msg else ""
-        raise ConfigError(msg.replace("; allowed: ", f"{hint}; allowed: ", 1) if hint else msg) from None
+    params_cls = registry.params(name, join(path, key))  # an unknown name: the hint, allowed names
     rest = {k: v for k, v in data.items() if k not in common and k != key}
     common_vals = {k: v for k, v in data.items() if k in common}
     try:
@@ -170,10 +179,6 @@ def _named(data: Any, path: str, key: str, default: str, common: tuple[str, ...]
 
 def parse_trial(data: Any, path: str = "") -> TrialConfig:
     """Validate a plain dict (parsed YAML) into a TrialConfig. Errors name ``path.key``."""
-    from .data import dataset_entry
-    from .methods import method_class
-    from .noise import noise_kind
-
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -185,8 +190,7 @@ def parse_trial(data: Any, path: str = "") -> TrialConfig:
             raise ConfigError(f"{join(path, key)}: unknown key{suggest(key, allowed)}; allowed: {', '.join(allowed)}")
 
     p = join(path, "dataset")
-    common, options = _named(data.get("dataset"), p, "name", "synthetic", DatasetConfig.COMMON[1:],
-                             lambda n, kp: dataset_entry(n, kp).options)
+    common, options = _named(data.get("dataset"), p, "dataset", "synthetic")
     dataset = from_dict(DatasetConfig, common, p)
     dataset.options = options
 
@@ -200,11 +204,11 @@ def parse_trial(data: Any, path: str = "") -> TrialConfig:
         p = f"{join(path, 'noise')}[{i}]"
         if not isinstance(item, dict) or "kind" not in item:
             raise ConfigError(f"{p}: expected a mapping with a 'kind' key")
-        common, params = _named(item, p, "kind", "", (), lambda n, kp: noise_kind(n, kp).params)
+        common, params = _named(item, p, "noise", "")
         noise.append(NoiseSpec(common["kind"], params))
 
     p = join(path, "method")
-    common, params = _named(data.get("method"), p, "name", "ce", (), lambda n, kp: method_class(n, kp).Params)
+    common, params = _named(data.get("method"), p, "method", "ce")
     method = MethodConfig(common["name"], params)
 
     model = from_dict(ModelConfig, data.get("model"), join(path, "model"))
@@ -220,28 +224,15 @@ def parse_trial(data: Any, path: str = "") -> TrialConfig:
     return cfg
 
 
-# The key that names a component, by section; its siblings are that component's parameters.
-_NAME_KEYS = {"method": "name", "dataset": "name", "noise": "kind"}
-
-
 def _accepted_keys(section: str, name: Any) -> set[str] | None:
     """Keys a component of ``section`` named ``name`` accepts (None: unknown name, keep all and let
     validation report it)."""
-    from .data import DATASETS
-    from .methods import METHODS
-    from .noise import NOISE_KINDS
-
+    registry, common = components()[section]
     try:
-        if section == "method":
-            params = METHODS[name].Params
-            common: tuple[str, ...] = ("name",)
-        elif section == "dataset":
-            params, common = DATASETS[name].options, DatasetConfig.COMMON
-        else:
-            params, common = NOISE_KINDS[name].params, ("kind",)
-    except (KeyError, TypeError):
+        params = registry.accepted_keys(name)
+    except TypeError:  # an unhashable name: validation reports it
         return None
-    return {f.name for f in dataclasses.fields(params)} | set(common)
+    return None if params is None else params | {registry.key, *common}
 
 
 def set_value(data: dict, key: str, value: Any) -> None:
@@ -263,7 +254,7 @@ def set_value(data: dict, key: str, value: Any) -> None:
         if i == len(parts) - 1:
             rel = parts[1:] if parts[0] == "trial" else parts  # a study's trial block: trial.method.name
             section = rel[0] if (len(rel) == 2 or (len(rel) == 3 and rel[0] == "noise")) else None
-            if section in _NAME_KEYS and part == _NAME_KEYS[section] and node.get(part) != value:
+            if section in SECTIONS and part == components()[section][0].key and node.get(part) != value:
                 accepted = _accepted_keys(section, value)
                 if accepted is not None:
                     for stale in [k for k in node if k not in accepted]:

@@ -1,7 +1,11 @@
-"""Noise-robust methods: name -> Method class (one file each), behind :func:`create_method`."""
+"""Noise-robust methods: name -> Method class (one file each), behind :func:`create_method`.
+
+``METHODS`` is a :class:`trainables.registry.Registry`: one line per built-in method below; a plugin
+adds its own with ``METHODS.register("name", MyMethod)`` (docs/plugins.md).
+"""
 from __future__ import annotations
 
-from ..errors import ConfigError
+from ..registry import Registry
 from .adele import Adele
 from .base import Method, MethodContext, TrainIoU
 from .bootstrap import BootstrapHard, BootstrapSoft
@@ -12,7 +16,15 @@ from .pu import PULearning
 from .sce import SymmetricCE
 from .tloss import TLoss
 
-METHODS: dict[str, type[Method]] = {
+
+def _check(name: str, cls) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise TypeError(f"got {cls!r}; expected a subclass of trainables.methods.Method")
+
+
+# one line per built-in method; plugins call METHODS.register(name, cls)
+METHODS: Registry[type[Method]] = Registry("method", key="name", path="method.name", params=lambda cls: cls.Params,
+                                           check=_check, entries={
     "ce": CrossEntropy,
     "adele": Adele,
     "lncis": Lncis,
@@ -22,13 +34,11 @@ METHODS: dict[str, type[Method]] = {
     "bootstrap_hard": BootstrapHard,
     "pu": PULearning,
     "tloss": TLoss,
-}
+})
 
 
 def method_class(name: str, path: str = "method.name") -> type[Method]:
-    if name not in METHODS:
-        raise ConfigError(f"{path}: unknown method {name!r}; allowed: {', '.join(METHODS)}")
-    return METHODS[name]
+    return METHODS.get(name, path)
 
 
 def create_method(cfg, ctx: MethodContext) -> Method:

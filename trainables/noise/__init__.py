@@ -1,5 +1,8 @@
 """Annotation-noise models (METHODS.md section 1): kind -> (Params, apply), one factory.
 
+``NOISE_KINDS`` is a :class:`trainables.registry.Registry` (one line per built-in kind); a plugin
+adds its own with ``NOISE_KINDS.register("name", NoiseKind(Params, apply))`` (docs/plugins.md).
+
 A noise kind is a pure function ``apply(masks, params, rng, ctx) -> masks`` over the training masks
 (uint8 [N, H, W]); it must not modify its input, must leave IGNORE_INDEX pixels alone, and must draw
 all randomness from ``rng`` so that (dataset, noise config, seed) fixes the result. Kinds compose in
@@ -14,7 +17,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..registry import Registry
 from . import drop, flip, misannotate, morph, pixel
 
 
@@ -31,20 +34,25 @@ class NoiseKind(NamedTuple):
     transform_clean: Callable | None = None
 
 
-NOISE_KINDS: dict[str, NoiseKind] = {
+def _check(name: str, kind) -> None:
+    if not isinstance(kind, NoiseKind) or not callable(kind.apply):
+        raise TypeError(f"got {kind!r}; expected trainables.noise.NoiseKind(Params, apply[, transform_clean])")
+
+
+# one line per built-in kind; plugins call NOISE_KINDS.register(name, NoiseKind(Params, apply))
+NOISE_KINDS: Registry[NoiseKind] = Registry("noise kind", key="kind", path="noise.kind", params=lambda k: k.params,
+                                            check=_check, entries={
     "morph": NoiseKind(morph.Params, morph.apply),
     "flip_symmetric": NoiseKind(flip.SymmetricParams, flip.apply_symmetric),
     "flip_asymmetric": NoiseKind(flip.AsymmetricParams, flip.apply_asymmetric),
     "drop": NoiseKind(drop.Params, drop.apply),
     "misannotate": NoiseKind(misannotate.Params, misannotate.apply, misannotate.transform_clean),
     "pixel": NoiseKind(pixel.Params, pixel.apply),
-}
+})
 
 
 def noise_kind(kind: str, path: str = "noise.kind") -> NoiseKind:
-    if kind not in NOISE_KINDS:
-        raise ConfigError(f"{path}: unknown noise kind {kind!r}; allowed: {', '.join(NOISE_KINDS)}")
-    return NOISE_KINDS[kind]
+    return NOISE_KINDS.get(kind, path)
 
 
 def transform_clean(masks: np.ndarray, specs) -> np.ndarray:
