@@ -19,6 +19,7 @@ import numpy as np
 
 from ..registry import Registry
 from . import drop, flip, misannotate, morph, pixel
+from . import sp_guided
 
 
 @dataclass
@@ -48,6 +49,7 @@ NOISE_KINDS: Registry[NoiseKind] = Registry("noise kind", key="kind", path="nois
     "drop": NoiseKind(drop.Params, drop.apply),
     "misannotate": NoiseKind(misannotate.Params, misannotate.apply, misannotate.transform_clean),
     "pixel": NoiseKind(pixel.Params, pixel.apply),
+    "sp_guided": NoiseKind(sp_guided.Params, sp_guided.apply),
 })
 
 
