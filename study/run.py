@@ -18,6 +18,7 @@ import yaml
 
 import copy
 
+from trainables import shipped
 from trainables.catalog import list_command, version
 from trainables.config import read_yaml
 from trainables.errors import ConfigError, UserError
@@ -60,6 +61,7 @@ def smoke_overrides(raw: dict) -> list[str]:
 
 
 def resolve_spec(path: str, *, smoke: bool, sets: list[str], storage: str | None, num_samples: int | None) -> StudySpec:
+    path = shipped.resolve(path, "study")  # a shipped name (adele, paper/pu_drop30) or a path
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level (name, parameters, trial, ...)")
@@ -219,7 +221,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("space", nargs="?", help="study YAML (search_spaces/*.yaml), or an experiment folder with --resume")
+    ap.add_argument("space", nargs="?", help="study YAML, a shipped study's name (adele, compare, paper/pu_drop30: "
+                                             "search_spaces/NAME.yaml), or an experiment folder with --resume")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny data, 3 epochs, 3 trials, 2 seeds, the first condition only: a check in under 2 "
                          "minutes (experiment name gets '-smoke')")

@@ -79,11 +79,86 @@ def predict(cfg, model_state: dict, images: np.ndarray, tau: float, num_classes:
     return Predictions.concat(parts)
 
 
+# -- which epoch: the early-learning estimate from the run's own training curves ---------------------
+
+def early_learning_epoch(rows: list[dict], class_names: list[str], *, pool: str = "mean", r: float = 0.9,
+                         jump: float = 0.1, min_points: int = 3) -> int | None:
+    """The 1-based epoch at which ADELE's early-learning detector (``methods._early_learning``: learning
+    start by a ``jump`` in one epoch, the fit f(t) = a (1 - exp(-b t^c)), trigger when f' has fallen by
+    ``r``), replayed epoch by epoch on the run's ``train_iou/<class>`` curves (its predictions vs the
+    labels it trained on: no clean labels), first fires. ``pool``: ``mean`` tests the mean foreground
+    curve (ADELE's one trigger for all), ``median`` takes the median of the foreground classes'
+    own trigger epochs (classes that never trigger are left out). None when nothing fires."""
+    from .methods._early_learning import learning_start, trigger_test
+
+    y = np.array([[row.get(f"train_iou/{c}") for c in class_names] for row in rows], dtype=np.float64)
+    y = np.nan_to_num(y, nan=0.0)
+    epochs = [int(row["epoch"]) for row in rows]
+    horizon = len(rows)
+    fg = y[:, 1:]
+    if pool == "mean":
+        curves = [fg.mean(axis=1)]
+    elif pool == "median":
+        curves = [fg[:, j] for j in range(fg.shape[1])]
+    else:
+        raise ValueError(f"pool: got {pool!r}; allowed: mean, median")
+    fired = []
+    for curve in curves:
+        for e in range(len(curve)):
+            seg = curve[: e + 1]
+            if trigger_test(seg, learning_start(seg, "jump", jump), r, horizon, min_points=min_points).triggered:
+                fired.append(epochs[e])
+                break
+    if not fired:
+        return None
+    return int(np.median(fired)) if pool == "median" else fired[0]
+
+
+EPOCH_RULES = ("last", "early", "best_val")
+DEFAULT_EPOCH = "last"
+
+
+def choose_epoch(rule: str, rows: list[dict], class_names: list[str]) -> int:
+    """The epoch (1-based) ``rule`` picks from the run's reported metrics ``rows``: ``last``;
+    ``early``: :func:`early_learning_epoch` (the last epoch when the detector never fires);
+    ``best_val``: the best ``val_miou`` (earliest on ties); or a number."""
+    if not rows:
+        raise UserError("--epoch: the run reported no metrics (no metrics.jsonl / result.json beside the checkpoint)")
+    epochs = [int(r["epoch"]) for r in rows]
+    if rule == "last":
+        return epochs[-1]
+    if rule == "early":
+        return early_learning_epoch(rows, class_names) or epochs[-1]
+    if rule == "best_val":
+        val = [(r["val_miou"], -int(r["epoch"])) for r in rows if r.get("val_miou") is not None]
+        if not val:
+            raise UserError("--epoch best_val: the run reported no val_miou")
+        return -max(val)[1]
+    if rule.isdigit() and int(rule) in epochs:
+        return int(rule)
+    raise UserError(f"--epoch: got {rule!r}; allowed: {', '.join(EPOCH_RULES)} or an epoch the run reported "
+                    f"({epochs[0]}..{epochs[-1]})")
+
+
+def replay(cfg, data, epoch: int) -> dict:
+    """The run's state after ``epoch`` epochs, trained again from scratch with its config (same seed,
+    schedule over the full ``train.epochs``, method): bitwise the run's own at the same
+    ``train.threads`` on the same device, so a finished trial need not keep that checkpoint."""
+    from .engine import Trainer, prepare_data
+
+    trainer = Trainer(cfg, prepare_data(cfg, data))
+    while trainer.epoch < epoch:
+        metrics, _ = trainer.run_epoch()
+        if metrics.get("diverged"):
+            raise UserError(f"--epoch {epoch}: the replay diverged at epoch {trainer.epoch}")
+    return {"model": trainer.model.state_dict(), "labels": trainer.labels.detach().cpu(), "epoch": trainer.epoch}
+
+
 # -- the export ------------------------------------------------------------------------------------
 
 def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, tau: float = 0.7, top_k: int = 16,
                device: str = "auto", threads: int | None = None, rank_by: str = DEFAULT_RANK_BY,
-               cleanlab_jobs: int = 1) -> dict:
+               cleanlab_jobs: int = 1, epoch_rule: str = DEFAULT_EPOCH) -> dict:
     """Build the export of ``source`` in a temporary folder beside ``out``, then rename it to ``out``.
     Returns the contents of export.json."""
     import torch
@@ -102,6 +177,8 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
         raise UserError(f"--tau: got {tau}; allowed: 0 < tau <= 1")
     if rank_by not in RANKINGS:
         raise UserError(f"--rank-by: got {rank_by!r}; allowed: {', '.join(RANKINGS)}")
+    if epoch_rule not in EPOCH_RULES and not epoch_rule.isdigit():
+        raise UserError(f"--epoch: got {epoch_rule!r}; allowed: {', '.join(EPOCH_RULES)} or an epoch number")
     if cleanlab_jobs < 1:
         raise UserError(f"--cleanlab-jobs: got {cleanlab_jobs}; allowed: 1 or more")
     if top_k < 0:
@@ -127,6 +204,19 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
         raise UserError(f"{source.checkpoint}: the training data decode differently from when the run trained "
                         f"(noise_miou {td.noise_miou:.6f} now, {reported:.6f} in the run's metrics); export with "
                         "the data and code version the run used")
+    checkpoint, replayed = source.checkpoint, False
+    if epoch_rule != "last":  # default: the checkpoint as resolved
+        rows = source.history()
+        target = choose_epoch(epoch_rule, rows, td.class_names)
+        kept = source.checkpoint.parent / f"epoch_{target:04d}"
+        if state.get("epoch") == target:
+            pass
+        elif source.checkpoint.name.startswith("epoch_") and (kept / "state.pt").is_file():
+            checkpoint = kept
+            cfg, state = load_source(dataclasses.replace(source, checkpoint=kept))
+        else:
+            state, replayed = replay(cfg, data, target), True
+        metrics = next((r for r in rows if int(r["epoch"]) == target), metrics)
     original = td.noisy.numpy()
     run_labels = original
     if "labels" in state:
@@ -191,7 +281,8 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
 
         t_orig, t_exp, t_clean = (torch.from_numpy(a) for a in (original, exported, clean_train))
         summary = {
-            "source": source.description, "checkpoint": str(source.checkpoint.absolute()),
+            "source": source.description, "checkpoint": str(checkpoint.absolute()),
+            "epoch_rule": epoch_rule, "epoch": state.get("epoch", metrics.get("epoch")), "replayed": replayed,
             "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau, "rank_by": rank_by,
             "pixels_flagged_by_cleanlab": int(issues.flags.sum()),
             "images": {s: len(sp.names) for s, sp in splits.items()},
@@ -238,6 +329,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "cleanlab_issues (cleanlab's num_pixel_issues), cleanlab_softmin, iou "
                          f"(default {DEFAULT_RANK_BY})")
     ap.add_argument("--cleanlab-jobs", type=int, default=1, help="cleanlab's processes (default 1)")
+    ap.add_argument("--epoch", default=DEFAULT_EPOCH,
+                    help="which model judges the labels: last (the checkpoint as given), early (where ADELE's "
+                         "early-learning detector, replayed on the run's training-IoU curves, fires), best_val, "
+                         "or an epoch number; a checkpoint the run no longer keeps is trained again from scratch "
+                         f"to that epoch with the run's config (default {DEFAULT_EPOCH})")
     ap.add_argument("--tau", type=float, default=0.7, help="confidence threshold (max probability), default 0.7")
     ap.add_argument("--top-k", type=int, default=16, help="images on the contact sheet (default 16)")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
@@ -251,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         source = resolve_source(args.run_dir, args.condition, args.seed, args.replica)
         summary = export_run(source, args.out, labels_mode=args.labels, tau=args.tau, top_k=args.top_k,
                              device=args.device, threads=args.threads, rank_by=args.rank_by,
-                             cleanlab_jobs=args.cleanlab_jobs)
+                             cleanlab_jobs=args.cleanlab_jobs, epoch_rule=args.epoch)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,14 @@ class Source:
     config_file: Path | None  # config.yaml or params.json beside it (None: the state's config)
     description: str
 
+    def history(self) -> list[dict]:
+        """Every epoch the run reported (metrics.jsonl of a run, result.json of a Ray trial), in
+        order; [] if none."""
+        for path in (self.checkpoint.parent.parent / "metrics.jsonl", self.checkpoint.parent / "result.json"):
+            if path.is_file():
+                return read_results(path)
+        return []
+
     def run_metrics(self) -> dict:
         """The run's reported metrics at this checkpoint (metrics.jsonl of a run, result.json of a Ray
         trial): the epoch named by an ``epoch_NNNN`` folder, else the last one reported; {} if none."""
@@ -102,7 +110,7 @@ def resolve_source(path: Path, condition: str | None = None, seed: int | None = 
 
 
 def load_source(source: Source) -> tuple[Any, dict]:
-    """(TrialConfig, the checkpoint's 'labels' / 'model' / 'config' entries)."""
+    """(TrialConfig, the checkpoint's 'labels' / 'model' / 'config' / 'epoch' entries)."""
     from .checkpoint import load_checkpoint
     from .config import load_trial_config, parse_trial
 
@@ -124,4 +132,4 @@ def load_source(source: Source) -> tuple[Any, dict]:
             raise UserError(f"{cfg_file}: not valid JSON ({exc.msg})") from None
     else:
         cfg = load_trial_config(cfg_file)
-    return cfg, {k: state[k] for k in ("labels", "model", "config") if k in state}
+    return cfg, {k: state[k] for k in ("labels", "model", "config", "epoch") if k in state}

@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from . import shipped
 from .catalog import list_command, version
 from .checkpoint import remove_staged
 from .errors import DiskFullError, UserError, is_disk_full
@@ -106,7 +107,8 @@ def _truncate_metrics(out: Path, epoch: int) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m trainables.run", description=__doc__.replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("config", nargs="?", help="trial YAML, or a study YAML (its trial: block is used); "
+    ap.add_argument("config", nargs="?", help="trial YAML, a shipped example's name (tiny, synthetic, camvid: "
+                                              "examples/NAME.yaml), or a study YAML (its trial: block is used); "
                                               "omitted: the built-in synthetic default")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key, e.g. --set train.epochs=5 --set noise.0.rate=0.3")
@@ -145,7 +147,7 @@ def _run(args: argparse.Namespace) -> int:
     from .config import dump_trial_config, load_trial_config
 
     out = args.out or Path("runs") / (Path(args.config).stem if args.config else "default")
-    config = args.config
+    config = shipped.resolve(args.config, "trial") if args.config else None  # a shipped name (tiny) or a path
     if args.resume and not (out / "config.yaml").is_file():
         raise UserError(f"--resume: no run in {out} (no {out / 'config.yaml'}); start it without --resume")
     if config is None and args.resume:

@@ -374,3 +374,44 @@ def test_study_best_trial_and_replicate(tmp_path):
     assert export(exp, "--seed", "7", "--out", tmp_path / "none") == 2
     assert export(exp, "--condition", "rate-0.5", "--out", tmp_path / "none") == 2
     assert not (tmp_path / "none").exists()
+
+
+def test_choose_epoch_rules_by_hand():
+    names = ["background", "a", "b"]
+    # foreground IoU f(t) = 0.8 (1 - exp(-0.5 t)) from epoch 1 (t = 0): f'(t) / f'(1) = exp(-0.5 (t - 1)),
+    # so the relative change 1 - exp(-0.5 (t - 1)) first exceeds r = 0.9 at t = 6 (0.918; t = 5: 0.865):
+    # the detector fires after the 7th epoch
+    fg = [0.8 * (1 - np.exp(-0.5 * t)) for t in range(12)]
+    rows = [{"epoch": e + 1, "train_iou/background": 0.9, "train_iou/a": v, "train_iou/b": v,
+             "val_miou": [0.1, 0.5, 0.5, 0.3][e] if e < 4 else None} for e, v in enumerate(fg)]
+    assert export_mod.early_learning_epoch(rows, names) == 7
+    assert export_mod.early_learning_epoch(rows, names, pool="median") == 7
+    assert export_mod.early_learning_epoch(rows[:6], names) is None  # not yet
+    assert export_mod.choose_epoch("early", rows, names) == 7
+    assert export_mod.choose_epoch("early", rows[:6], names) == 6  # never fired: the last epoch
+    assert export_mod.choose_epoch("best_val", rows, names) == 2  # earliest of the tied best
+    assert export_mod.choose_epoch("last", rows, names) == 12 and export_mod.choose_epoch("3", rows, names) == 3
+    with pytest.raises(UserError, match=r"--epoch: got '13'; allowed: last, early, best_val or an epoch the run"):
+        export_mod.choose_epoch("13", rows, names)
+
+
+def test_epoch_choice_uses_a_kept_checkpoint_or_replays_it_exactly(ce_run, tmp_path):
+    kept = tmp_path / "kept"
+    assert export(ce_run, "--out", kept, "--epoch", "1", "--labels", "confident") == 0
+    s_kept = json.loads((kept / "export.json").read_text())
+    assert s_kept["epoch"] == 1 and not s_kept["replayed"] and s_kept["checkpoint"].endswith("epoch_0001")
+    assert s_kept["run_metrics"]["epoch"] == 1
+    run = tmp_path / "run"
+    shutil.copytree(ce_run, run)
+    shutil.rmtree(run / "checkpoints" / "epoch_0001")  # as a finished trial that kept only its last ones
+    again = tmp_path / "again"
+    assert export(run, "--out", again, "--epoch", "1", "--labels", "confident") == 0
+    s_again = json.loads((again / "export.json").read_text())
+    assert s_again["epoch"] == 1 and s_again["replayed"]
+    # the replayed model is the run's own epoch-1 model: the same scores, the same exported labels
+    assert (again / "label_issues.csv").read_text() == (kept / "label_issues.csv").read_text()
+    assert np.array_equal(reload(again).train.masks, reload(kept).train.masks)
+    last = tmp_path / "last"
+    assert export(ce_run, "--out", last, "--labels", "confident") == 0
+    assert (last / "label_issues.csv").read_text() != (kept / "label_issues.csv").read_text()
+    assert export(ce_run, "--out", tmp_path / "bad", "--epoch", "soon") == 2
