@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# no wall-time calibration before each study the tests start (tests/study/test_estimate.py runs it)
+os.environ.setdefault("NOISYSEG_NO_ESTIMATE", "1")
 
 
 def pytest_report_header(config) -> str:
