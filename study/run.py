@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return dry_run(args)
         started = preflight(args)
+        if started.fresh and not args.smoke:
+            show_estimate(started.spec)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -280,8 +282,23 @@ def main(argv: list[str] | None = None) -> int:
 class _Started:
     """What main() needs after the pre-flight checks: the spec to run and the held lock."""
 
-    def __init__(self, spec: StudySpec, lock: ExperimentLock):
-        self.spec, self.lock = spec, lock
+    def __init__(self, spec: StudySpec, lock: ExperimentLock, fresh: bool):
+        self.spec, self.lock, self.fresh = spec, lock, fresh  # fresh: a new experiment (not resumed)
+
+
+NO_ESTIMATE = "NOISYSEG_NO_ESTIMATE"  # set (to 1) to skip the calibration before a study starts
+
+
+def show_estimate(spec: StudySpec) -> None:
+    """The study's estimated wall time on this machine (study.estimate), before it starts; skipped
+    with NOISYSEG_NO_ESTIMATE=1 (the test suite) and for --smoke."""
+    if os.environ.get(NO_ESTIMATE, "") not in ("", "0"):
+        return
+    from .estimate import estimate, render
+
+    print("[study] calibrating (a few batches of each configuration) ...", flush=True)
+    for line in render(estimate(spec)):
+        print(f"[study] {line}", flush=True)
 
 
 def dry_run(args: argparse.Namespace) -> int:
@@ -291,6 +308,8 @@ def dry_run(args: argparse.Namespace) -> int:
     spec, exp_dir, resuming = checks(args)
     cluster = check_cluster(spec, args.address)
     print(render(spec, args.space, exp_dir, cluster, resuming))
+    if not args.smoke:
+        show_estimate(spec)
     return 0
 
 
@@ -321,7 +340,7 @@ def preflight(args: argparse.Namespace) -> _Started:
         lock.update(ray_session=session)
     write_spec(spec)
     print(f"[study] {spec.name}: {len(spec.condition_list())} condition(s) -> {exp_dir}", flush=True)
-    return _Started(spec, lock)
+    return _Started(spec, lock, fresh=not resuming)
 
 
 def checks(args: argparse.Namespace) -> tuple[StudySpec, Path, bool]:
