@@ -88,6 +88,7 @@ def _wandb_mode(mode: str) -> str:
 
 def render(spec: StudySpec, space: str, exp_dir, cluster: str, resuming: bool) -> str:
     from trainables.config import parse_trial
+    from trainables.plugins import describe
 
     s, sched = spec.search, spec.scheduler
     lines = [f"study {spec.name} ({space}): {'would resume' if resuming else 'would write'} {exp_dir}",
@@ -99,6 +100,7 @@ def render(spec: StudySpec, space: str, exp_dir, cluster: str, resuming: bool) -
                                              f"{sched.reduction_factor:g}, max_t {sched.max_t or 'train.epochs'})"
                                              if sched.type == "asha" else ""),
              f"  resources per trial: cpu {spec.resources.cpu:g}, gpu {spec.resources.gpu:g}; {cluster}",
+             *([f"  plugins: {describe(spec.plugins)}"] if spec.plugins else []),
              f"  replication: top {spec.final.top_k} with seeds {spec.final.seeds}; baselines: "
              f"{', '.join(spec.baselines) or 'none'}; W&B: {_wandb_mode(spec.logging.wandb.mode)}"]
     totals = {"search_max": 0, "search_min": 0, "final": 0, "trials": 0, "replicas": 0}

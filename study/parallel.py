@@ -56,7 +56,10 @@ def _condition_process(spec_dict: dict, exp_dir: str, ray_root: str, condition: 
 
     configure(verbose, live=False)  # the parent's --quiet/--verbose; no live line redrawn by several processes
     spec = parse_study(spec_dict)
-    ray.init(address=address, configure_logging=False, log_to_driver=log_to_driver())
+    from trainables.plugins import runtime_env
+
+    ray.init(address=address, configure_logging=False, log_to_driver=log_to_driver(),
+             runtime_env=runtime_env(spec.plugins))  # the study's plugins reach this job's workers too
     try:
         run_condition(spec, Path(exp_dir), ray_root, condition, verbose=verbose)
     except (Interrupted, KeyboardInterrupt) as exc:

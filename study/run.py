@@ -60,11 +60,17 @@ def smoke_overrides(raw: dict) -> list[str]:
     return out
 
 
-def resolve_spec(path: str, *, smoke: bool, sets: list[str], storage: str | None, num_samples: int | None) -> StudySpec:
+def resolve_spec(path: str, *, smoke: bool, sets: list[str], storage: str | None, num_samples: int | None,
+                 plugins: list[str] = ()) -> StudySpec:
     path = shipped.resolve(path, "study")  # a shipped name (adele, paper/pu_drop30) or a path
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level (name, parameters, trial, ...)")
+    if plugins:  # --plugin: after the YAML's own, paths relative to the current folder
+        from trainables.plugins import resolve
+
+        own = raw.get("plugins") or []
+        raw = {**raw, "plugins": [*(own if isinstance(own, list) else [own]), *(resolve(p) for p in plugins)]}
     extra = smoke_overrides(raw) if smoke else []
     extra += list(sets)
     if storage:
@@ -167,19 +173,26 @@ def resume_hint(spec: StudySpec) -> str:
     return f"python -m study.run {shlex.quote(shown)} --resume"
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None, plugins: list[str] | None = None) -> None:
+    """Join (or start) Ray; ``plugins`` (resolved references) reach every worker through the job's
+    runtime_env, packaged by Ray before this returns (trainables.plugins.runtime_env)."""
     import ray
+
+    from trainables.plugins import describe, runtime_env
 
     if ray.is_initialized():  # connected by the pre-flight checks of main()
         return
     address = address or os.environ.get("RAY_ADDRESS") or "local"
+    env = runtime_env(plugins or [])
     if address == "local":  # workers import the project from this checkout
         paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
         ray.init(address="local", include_dashboard=False, configure_logging=False,
-                 log_to_driver=terminal.log_to_driver())
+                 log_to_driver=terminal.log_to_driver(), runtime_env=env)
     else:  # nodes run the project installed (or on PYTHONPATH) where they were started
-        ray.init(address=address, configure_logging=False, log_to_driver=terminal.log_to_driver())
+        ray.init(address=address, configure_logging=False, log_to_driver=terminal.log_to_driver(), runtime_env=env)
+    if env:  # from here on the workers import the plugins from Ray, not from their paths
+        print(f"[study] {describe(plugins)}: handed to Ray", flush=True)
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) -> Path:
@@ -196,7 +209,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
     # evaluation ends with a result without it, which Ray's strict check would turn into an error
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     exp_dir, ray_root = experiment_dirs(spec)
-    init_ray(address)
+    init_ray(address, spec.plugins)
     pending = []
     for condition in spec.condition_list():
         if done_marker(exp_dir, condition_slug(condition)).exists():
@@ -243,12 +256,18 @@ def main(argv: list[str] | None = None) -> int:
                      help="only the study's lines (conditions, finished trials, report), no live summary line")
     out.add_argument("--verbose", action="store_true",
                      help="also Ray's status tables and log lines, the trials' own output and W&B's run summaries")
+    ap.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                    help="import a plugin that registers methods, noise kinds or datasets (a module name or a .py "
+                         "file; repeatable; docs/plugins.md); a study YAML may list them under plugins:")
     ap.add_argument("--list", nargs="?", const="all", metavar="WHAT",
                     help="list methods, noise, datasets, archs or encoders with their parameters and defaults, "
                          "then exit (without WHAT: every list by name)")
     ap.add_argument("--version", action="version", version=f"noisyseg {version()}")
     args = ap.parse_args(argv)
     try:
+        from trainables.plugins import load as load_plugins
+
+        load_plugins(args.plugins, where="--plugin")  # before --list: plugin names are listed too
         if args.list:
             return list_command(args.list)
         if args.space is None:
@@ -354,6 +373,7 @@ def checks(args: argparse.Namespace) -> tuple[StudySpec, Path, bool]:
         raise UserError(f"{args.space}: an experiment folder; pass --resume to continue it, or give a study YAML")
     storage = args.storage or folder_storage
     spec = resolve_spec(space, smoke=args.smoke and folder_storage is None, sets=args.sets, storage=storage,
+                        plugins=args.plugins,
                         num_samples=args.num_samples)
     try:
         check_data(spec)
@@ -381,7 +401,7 @@ def connect(address: str | None, spec: StudySpec) -> None:
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address != "local":
         probe_cluster(address)
-    init_ray(address)
+    init_ray(address, spec.plugins)
     check_resources(spec.resources.cpu, spec.resources.gpu, alive_nodes(), where="resources")
 
 

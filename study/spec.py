@@ -210,6 +210,7 @@ class StudySpec:
     baselines: dict[str, Baseline] = field(default_factory=dict)
     logging: Logging = field(default_factory=Logging)
     storage: Storage = field(default_factory=Storage)
+    plugins: list[str] = field(default_factory=list)  # resolved: absolute .py paths, module names
 
     def condition_list(self) -> list[dict[str, Any]]:
         """Every combination of condition values, in YAML order ([{}] without conditions)."""
@@ -221,6 +222,8 @@ class StudySpec:
         out["parameters"] = {k: {f: v for f, v in p.items() if v is not None} for k, p in out["parameters"].items()}
         out["baselines"] = {k: {**b["set"], **({"tuned": True} if b["tuned"] else {})}
                             for k, b in out["baselines"].items()}
+        if not out["plugins"]:  # a study without plugins: study.yaml as before
+            del out["plugins"]
         return out
 
 
@@ -271,7 +274,7 @@ TOP_KEYS = [f for f in StudySpec.__dataclass_fields__]
 def parse_study(raw: Any, source: str = "study") -> StudySpec:
     """Validate a plain dict (parsed YAML) into a StudySpec; errors read ``source: yaml.path: ...``."""
     try:
-        return _parse(raw)
+        return _parse(raw, Path(source).parent if Path(source).is_file() else None)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
@@ -307,7 +310,7 @@ def apply_study_overrides(raw: dict, items: list[str]) -> dict:
     return apply_overrides(raw, plain)
 
 
-def _parse(raw: Any) -> StudySpec:
+def _parse(raw: Any, base: Path | None = None) -> StudySpec:
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level (name, parameters, trial, ...)")
     raw = sweeps.translate(raw)  # W&B Sweeps spellings (method: bayes, early_terminate, ...)
@@ -319,7 +322,11 @@ def _parse(raw: Any) -> StudySpec:
     parameters = raw.pop("parameters", None) or {}
     baselines = raw.pop("baselines", None) or {}
     trial = raw.pop("trial", None) or {}
+    plugins = raw.pop("plugins", None)
     spec = from_dict(StudySpec, raw, "")
+    from trainables.plugins import load as load_plugins
+
+    spec.plugins = load_plugins(plugins, base, "plugins")  # before the trial: it may name their methods
     if not spec.name or any(c in spec.name for c in "/\\ "):
         raise ConfigError(f"name: got {spec.name!r}; use a non-empty name without slashes or spaces")
 

@@ -357,7 +357,10 @@ def read_yaml(path: str | Path) -> Any:
 
 def load_trial_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrialConfig:
     """Read a trial YAML, or a study YAML's ``trial:`` block, apply ``--set`` overrides, validate.
+    The YAML's top-level ``plugins:`` (paths relative to it) are imported first (trainables.plugins).
     Errors are prefixed with the file name."""
+    from .plugins import load as load_plugins
+
     raw: Any = {}
     if path is not None:
         raw = read_yaml(path)
@@ -365,6 +368,12 @@ def load_trial_config(path: str | Path | None = None, overrides: list[str] | Non
             raw = {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level")
+        if "plugins" in raw:
+            raw = dict(raw)
+            try:
+                load_plugins(raw.pop("plugins"), Path(path).parent)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: {exc}") from None
         if "trial" in raw:  # a study YAML: its trial block is the base config
             raw = raw["trial"] or {}
     raw = apply_overrides(raw, overrides or [])
@@ -374,5 +383,7 @@ def load_trial_config(path: str | Path | None = None, overrides: list[str] | Non
         raise ConfigError(f"{path}: {exc}" if path else str(exc)) from None
 
 
-def dump_trial_config(cfg: TrialConfig) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+def dump_trial_config(cfg: TrialConfig, plugins: list[str] | None = None) -> str:
+    """The YAML of ``cfg``; ``plugins`` (resolved references) first, so that it re-runs as is."""
+    head = yaml.safe_dump({"plugins": list(plugins)}, sort_keys=False) if plugins else ""
+    return head + yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -119,6 +119,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "without a config.yaml is refused (exit 2)")
     ap.add_argument("--images-every", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    ap.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE_OR_FILE",
+                    help="import a plugin that registers methods, noise kinds or datasets (a module name or a .py "
+                         "file; repeatable; docs/plugins.md); a YAML may list them under plugins:")
     ap.add_argument("--list", nargs="?", const="all", metavar="WHAT",
                     help="list methods, noise, datasets, archs or encoders with their parameters and defaults, "
                          "then exit (without WHAT: every list by name)")
@@ -129,6 +132,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        from .plugins import load as load_plugins
+
+        load_plugins(args.plugins, where="--plugin")  # before --list: plugin names are listed too
         if args.list:
             return list_command(args.list)
         return _run(args)
@@ -179,7 +185,9 @@ def _run(args: argparse.Namespace) -> int:
         _truncate_metrics(out, int(resume_from.name.split("_")[1]))
     else:
         (out / "metrics.jsonl").unlink(missing_ok=True)  # lines of a run killed before its first checkpoint
-        _atomic_write(out / "config.yaml", dump_trial_config(cfg))
+        from .plugins import loaded
+
+        _atomic_write(out / "config.yaml", dump_trial_config(cfg, loaded()))  # names the plugins it needs
     print(f"noisyseg: {cfg.method.name} on {cfg.dataset.name} -> {out}"
           + (f" (resuming after {resume_from.name})" if resume_from else ""), flush=True)
     try:

@@ -32,7 +32,11 @@ def with_values(trial: dict, values: dict[str, Any]) -> dict:
 
 
 def trial_config(config: dict[str, Any]) -> TrialConfig:
-    """The TrialConfig of a Ray trial config (base trial + dotted overrides)."""
+    """The TrialConfig of a Ray trial config (base trial + dotted overrides); in a Ray worker the
+    study's plugins are imported first (trainables.plugins.load_worker)."""
+    from .plugins import load_worker
+
+    load_worker()
     values = {k: v for k, v in config.items() if "." in k}
     values.update((config.get("replica") or {}).get("overrides") or {})
     return parse_trial(with_values(config.get("trial") or {}, values))
