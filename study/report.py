@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ def interval(s: Summary, signed: bool = False) -> str:
 
 
 def write_report(exp_dir: str | Path) -> Path:
+    """Read the experiment, compute every condition's report (:func:`condition_report`), then write
+    the tables, the best trial YAMLs and report.md."""
     exp_dir = Path(exp_dir)
     if not (exp_dir / "study.yaml").is_file():
         raise UserError(f"{exp_dir}: not an experiment folder (no study.yaml)")
@@ -99,70 +102,108 @@ def write_report(exp_dir: str | Path) -> Path:
     out = exp_dir / "report"
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    metric = spec.metric.name
-    rows: dict[str, list[dict]] = {k: [] for k in ("trials", "final", "table", "comparisons", "importances")}
-    verdict_md, replication_md, premise_md, search_lines, figs = [], [], [], [], []
-    failed_replicates: list[str] = []
-    for condition in spec.condition_list():
-        slug = condition_slug(condition)
-        states = optuna_states(spec, exp_dir, slug)
-        search = read_trials(exp_dir / slug)
-        best = _search_rows(spec, condition, slug, search, states, rows["trials"], search_lines, out)
-
-        finals = read_trials(exp_dir / f"{slug}-final")
-        by_label: dict[str, dict[Any, dict]] = {}
-        histories: dict[str, list[list[dict]]] = {}
-        for t in finals:
-            rep = t.replica
-            if t.failure:
-                failed_replicates.append(f"{slug} {rep['label']} seed {rep.get('seed')}: {t.failure}")
-            else:  # a failed or diverged replicate has no number to average: listed, not counted
-                by_label.setdefault(rep["label"], {})[rep.get("seed")] = t.last
-            histories.setdefault(rep["label"], []).append(t.history)
-            rows["final"].append({"condition": slug, "config": rep["label"], "seed": rep.get("seed"),
-                                  "source_trial": rep.get("source_trial"), "failure": t.failure,
-                                  "epochs": t.last.get("epoch"),
-                                  metric: t.last.get(metric), **{k: t.last.get(k) for k in SUMMARY},
-                                  **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
-        order = sorted(lab for lab in by_label if lab.startswith("tuned")) + [b for b in spec.baselines if b in by_label]
-        names = display_names(spec, condition, order)
-        verdict_md += _verdict_section(spec, slug, by_label, order, names, rows)
-        replication_md += _replication_lines(slug, by_label, order, names)
-        premise_md += _premise_lines(slug, histories, order, names)
-
-        imp = _importances(spec, exp_dir, slug)
-        rows["importances"] += imp
-        n_complete = sum(1 for s in states.values() if s.get("state") == "COMPLETE")
-        if best is not None:
-            figs += figures.best_trial(fig_dir, slug, best)
-        figs += figures.metric_per_trial(fig_dir, slug, search, states, metric)
-        figs += figures.importances(fig_dir, slug, imp, n_complete)
-        figs += figures.versus_baselines(fig_dir, slug, by_label, names)
-        figs += figures.replicate_curves(fig_dir, slug, {lab: histories[lab] for lab in order}, names)
-
+    reports = [condition_report(spec, exp_dir, condition) for condition in spec.condition_list()]
+    figs = [f for r in reports for f in r.figures(fig_dir)]
+    rows = {name: [row for r in reports for row in r.rows[name]] for name in TABLES}
     for name, data in rows.items():
         write_csv(out / f"{name}.csv", data)
     for name in ("trials", "final"):  # typed tables for pandas / pyarrow / DuckDB users
         write_parquet(out / f"{name}.parquet", rows[name])
-    replication_md += [f"| failed | {f} | | | | | |" for f in failed_replicates]
-    (out / "report.md").write_text(_markdown(spec, verdict_md, replication_md, premise_md, search_lines, figs))
+    for r in reports:
+        if r.best_yaml is not None:
+            (out / f"best_{r.slug}.yaml").write_text(r.best_yaml)
+    replication_md = [line for r in reports for line in r.replication_md]
+    replication_md += [f"| failed | {f} | | | | | |" for r in reports for f in r.failed_replicates]
+    (out / "report.md").write_text(_markdown(spec, [line for r in reports for line in r.verdict_md], replication_md,
+                                             [line for r in reports for line in r.premise_md],
+                                             [r.search_line for r in reports], figs))
     return out / "report.md"
 
 
-def _search_rows(spec: StudySpec, condition: dict, slug: str, search: list[TrialRecord], states: dict,
-                 trial_rows: list[dict], search_lines: list[str], out: Path) -> TrialRecord | None:
-    """trials.csv rows and the search table line of one condition; writes best_<slug>.yaml.
-    Returns the best full-budget trial by the study's (validation) metric (:func:`study.results.best_trials`)."""
+TABLES = ("trials", "final", "table", "comparisons", "importances")  # report/<name>.csv
+
+
+@dataclass
+class ConditionReport:
+    """Everything the report says about one condition: table rows (``rows``: name in
+    :data:`TABLES` -> rows), markdown pieces, the best search trial's YAML (None: no full-budget
+    trial), and what its figures are drawn from."""
+    slug: str
+    rows: dict[str, list[dict]]
+    verdict_md: list[str]
+    replication_md: list[str]
+    premise_md: list[str]
+    search_line: str
+    failed_replicates: list[str]
+    best_yaml: str | None
+    _figure_data: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    def figures(self, fig_dir: Path) -> list[str]:
+        """Draw this condition's figures into ``fig_dir``; returns their file names."""
+        d = self._figure_data
+        figs = figures.best_trial(fig_dir, self.slug, d["best"]) if d["best"] is not None else []
+        figs += figures.metric_per_trial(fig_dir, self.slug, d["search"], d["states"], d["metric"])
+        figs += figures.importances(fig_dir, self.slug, self.rows["importances"], d["n_complete"])
+        figs += figures.versus_baselines(fig_dir, self.slug, d["by_label"], d["names"])
+        figs += figures.replicate_curves(fig_dir, self.slug, {lab: d["histories"][lab] for lab in d["order"]},
+                                         d["names"])
+        return figs
+
+
+def condition_report(spec: StudySpec, exp_dir: Path, condition: dict) -> ConditionReport:
+    """Read one condition's search and replicates, and compute and render its part of the report."""
+    slug = condition_slug(condition)
     metric = spec.metric.name
-    failed = []
-    for t in search:
-        st, last = states.get(t.trial_id, {}), t.last
+    states = optuna_states(spec, exp_dir, slug)
+    search = read_trials(exp_dir / slug)
+    trial_rows, search_line, best = _search_summary(spec, slug, search, states)
+
+    finals = read_trials(exp_dir / f"{slug}-final")
+    by_label: dict[str, dict[Any, dict]] = {}
+    histories: dict[str, list[list[dict]]] = {}
+    failed_replicates, final_rows = [], []
+    for t in finals:
+        rep = t.replica
         if t.failure:
-            failed.append(f"#{st.get('number', '?')} ({t.trial_id}): {t.failure}")
-        trial_rows.append({"condition": slug, "trial_id": t.trial_id, "optuna_number": st.get("number"),
-                           "optuna_state": st.get("state"), "failure": t.failure, "epochs": last.get("epoch"),
-                           "epochs_total": last.get("epochs_total"), metric: last.get(metric),
-                           **{k: last.get(k) for k in SUMMARY}, **t.params})
+            failed_replicates.append(f"{slug} {rep['label']} seed {rep.get('seed')}: {t.failure}")
+        else:  # a failed or diverged replicate has no number to average: listed, not counted
+            by_label.setdefault(rep["label"], {})[rep.get("seed")] = t.last
+        histories.setdefault(rep["label"], []).append(t.history)
+        final_rows.append({"condition": slug, "config": rep["label"], "seed": rep.get("seed"),
+                           "source_trial": rep.get("source_trial"), "failure": t.failure,
+                           "epochs": t.last.get("epoch"),
+                           metric: t.last.get(metric), **{k: t.last.get(k) for k in SUMMARY},
+                           **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
+    order = sorted(lab for lab in by_label if lab.startswith("tuned")) + [b for b in spec.baselines if b in by_label]
+    names = display_names(spec, condition, order)
+    summaries, pairs = compare(spec, by_label, order)
+    table_rows, comparison_rows = _verdict_rows(slug, by_label, order, summaries, pairs)
+    imp = _importances(spec, exp_dir, slug)
+    best_yaml = (dump_trial_config(parse_trial(set_keys(with_condition(spec, condition), best.params)))
+                 if best is not None else None)
+    return ConditionReport(
+        slug=slug, rows={"trials": trial_rows, "final": final_rows, "table": table_rows,
+                         "comparisons": comparison_rows, "importances": imp},
+        verdict_md=_verdict_md(slug, order, names, summaries, pairs),
+        replication_md=_replication_lines(slug, by_label, order, names),
+        premise_md=_premise_lines(slug, histories, order, names), search_line=search_line,
+        failed_replicates=failed_replicates, best_yaml=best_yaml,
+        _figure_data={"best": best, "search": search, "states": states, "metric": metric, "by_label": by_label,
+                      "names": names, "histories": histories, "order": order,
+                      "n_complete": sum(1 for s in states.values() if s.get("state") == "COMPLETE")})
+
+
+def _search_summary(spec: StudySpec, slug: str, search: list[TrialRecord],
+                    states: dict) -> tuple[list[dict], str, TrialRecord | None]:
+    """One condition's trials.csv rows, its search table line, and the best full-budget trial by
+    the study's (validation) metric (:func:`study.results.best_trials`)."""
+    metric = spec.metric.name
+    failed = [f"#{states.get(t.trial_id, {}).get('number', '?')} ({t.trial_id}): {t.failure}"
+              for t in search if t.failure]
+    rows = [{"condition": slug, "trial_id": t.trial_id, "optuna_number": states.get(t.trial_id, {}).get("number"),
+             "optuna_state": states.get(t.trial_id, {}).get("state"), "failure": t.failure,
+             "epochs": t.last.get("epoch"), "epochs_total": t.last.get("epochs_total"), metric: t.last.get(metric),
+             **{k: t.last.get(k) for k in SUMMARY}, **t.params} for t in search]
     best = next(iter(best_trials(search, metric, spec.metric.mode, 1)), None)
     n_state: dict[str, int] = {}
     for t in search:
@@ -173,61 +214,67 @@ def _search_rows(spec: StudySpec, condition: dict, slug: str, search: list[Trial
     states_str = ", ".join(f"{k} {v}" for k, v in sorted(n_state.items()))
     best_str = "n/a" if best is None else f"{best.last[metric]:.4f}"
     best_params = "" if best is None else _params_str(best.params)
-    search_lines.append(f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |"
-                        + "".join(f"<br>failed {f}" for f in failed))
-    if best is not None:
-        trial = set_keys(with_condition(spec, condition), best.params)
-        (out / f"best_{slug}.yaml").write_text(dump_trial_config(parse_trial(trial)))
-    return best
+    line = (f"| {slug} | {len(search)} | {states_str} | {best_str} | {best_params} |"
+            + "".join(f"<br>failed {f}" for f in failed))
+    return rows, line, best
 
 
-def _verdict_section(spec: StudySpec, slug: str, by_label: dict, order: list[str], names: dict,
-                     rows: dict[str, list[dict]]) -> list[str]:
+def compare(spec: StudySpec, by_label: dict, order: list[str]) -> tuple[dict, dict]:
+    """The numbers of the verdict: per configuration and number in :data:`SUMMARY` its
+    :class:`~study.stats.Summary` over seeds; per baseline and number in :data:`COMPARED` the
+    paired difference tuned - baseline over the seeds both have, with those seeds."""
+    summaries = {lab: {key: summarize([r.get(key) for r in by_label[lab].values()]) for key in SUMMARY}
+                 for lab in order}
+    pairs: dict[str, dict[str, tuple[Summary, list]]] = {}
+    if "tuned" in order:
+        for b in (lab for lab in order if not lab.startswith("tuned")):
+            pairs[b] = {key: paired({s: r.get(key) for s, r in by_label["tuned"].items()},
+                                    {s: r.get(key) for s, r in by_label[b].items()}) for key in COMPARED}
+    return summaries, pairs
+
+
+def _verdict_rows(slug: str, by_label: dict, order: list[str], summaries: dict,
+                  pairs: dict) -> tuple[list[dict], list[dict]]:
+    """table.csv and comparisons.csv rows of one condition."""
+    table = []
+    for lab in order:
+        rec: dict[str, Any] = {"condition": slug, "config": lab,
+                               "seeds": " ".join(str(s) for s in sorted(by_label[lab], key=str))}
+        for key, s in summaries[lab].items():
+            rec.update({f"{key} n": s.n, f"{key} mean": s.mean, f"{key} std": s.std, f"{key} lo": s.lo,
+                        f"{key} hi": s.hi})
+        table.append(rec)
+    comparisons = [{"condition": slug, "config": "tuned", "baseline": b, "metric": key, "pairs": d.n,
+                    "seeds": " ".join(map(str, seeds)), "mean_diff": d.mean, "std_diff": d.std, "lo": d.lo,
+                    "hi": d.hi, "verdict": verdict(d)}
+                   for b, per in pairs.items() for key, (d, seeds) in per.items()]
+    return table, comparisons
+
+
+def _verdict_md(slug: str, order: list[str], names: dict, summaries: dict, pairs: dict) -> list[str]:
     """The condition's configurations (n, mean ± std, interval) and the tuned configuration's
     paired differences with each baseline, ending in one verdict line."""
     lines = [f"### {slug}", "", f"| configuration | n | best-val mean ± std | {int(LEVEL * 100)}% interval | "
              "last mean ± std | 95% interval |", "|---|---|---|---|---|---|"]
     for lab in order:
-        per = by_label[lab]
-        cells = [names[lab]]
-        rec: dict[str, Any] = {"condition": slug, "config": lab, "seeds": " ".join(str(s) for s in sorted(per, key=str))}
-        for key in SUMMARY:
-            s = summarize([r.get(key) for r in per.values()])
-            rec.update({f"{key} n": s.n, f"{key} mean": s.mean, f"{key} std": s.std,
-                        f"{key} lo": s.lo, f"{key} hi": s.hi})
-            if key in COMPARED:
-                if len(cells) == 1:
-                    cells.append(str(s.n))
-                cells += [mean_std(s), interval(s)]
-        rows["table"].append(rec)
+        cells = [names[lab], str(summaries[lab][COMPARED[0]].n)]
+        for key in COMPARED:
+            cells += [mean_std(summaries[lab][key]), interval(summaries[lab][key])]
         lines.append("| " + " | ".join(cells) + " |")
-    tuned = [lab for lab in order if lab == "tuned"]
-    baselines = [lab for lab in order if not lab.startswith("tuned")]
-    if not tuned:
+    if "tuned" not in order:
         return lines + ["", f"**{slug}:** no tuned configuration was replicated (no search trial finished).", ""]
-    if not baselines:
+    if not pairs:
         return lines + ["", f"**{slug}:** no baseline in this study (add `baselines:` to compare).", ""]
     lines += ["", "| comparison | pairs | Δ best-val mean [95% interval] | Δ last mean [95% interval] | verdict |",
               "|---|---|---|---|---|"]
     sentences = []
-    for b in baselines:
-        cells, v = [f"{names['tuned']} − {names[b]}"], None
-        for key in COMPARED:
-            a = {s: r.get(key) for s, r in by_label["tuned"].items()}
-            c = {s: r.get(key) for s, r in by_label[b].items()}
-            d, seeds = paired(a, c)
-            rows["comparisons"].append({"condition": slug, "config": "tuned", "baseline": b, "metric": key,
-                                        "pairs": d.n, "seeds": " ".join(map(str, seeds)), "mean_diff": d.mean,
-                                        "std_diff": d.std, "lo": d.lo, "hi": d.hi, "verdict": verdict(d)})
-            if len(cells) == 1:
-                cells.append(str(d.n))
-            cells.append("n/a" if not d.n else f"{100 * d.mean:+.2f} {interval(d, signed=True)}")
-            if key == "best_val":
-                v = (verdict(d), d)
-        cells.append(v[0])
+    for b, per in pairs.items():
+        cells = [f"{names['tuned']} − {names[b]}", str(per[COMPARED[0]][0].n)]
+        cells += ["n/a" if not d.n else f"{100 * d.mean:+.2f} {interval(d, signed=True)}" for d, _ in per.values()]
+        d = per["best_val"][0]
+        cells.append(verdict(d))
         lines.append("| " + " | ".join(cells) + " |")
-        word, d = v
-        sentences.append(f"vs {names[b]}: **{word}** (Δ best-val {100 * d.mean:+.2f} points, "
+        sentences.append(f"vs {names[b]}: **{verdict(d)}** (Δ best-val {100 * d.mean:+.2f} points, "
                          f"95% interval {interval(d, signed=True)}, n = {d.n} paired seeds)" if d.n else
                          f"vs {names[b]}: no paired seeds")
     lines += ["", f"**Verdict, {slug}:** {names['tuned']} " + "; ".join(sentences) + ".", ""]
