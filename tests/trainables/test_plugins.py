@@ -34,7 +34,8 @@ TINY = {"dataset": {"name": "synthetic", "size": [32, 32], "num_train": 8, "num_
 def clean():
     """Registries, imported plugin modules and the loader's memory as before the test."""
     saved = [(r, r.snapshot()) for r in (METHODS, NOISE_KINDS, DATASETS)]
-    modules, loaded, eps, path = set(sys.modules), dict(plugins._loaded), plugins._entry_points, list(sys.path)
+    modules, loaded, path = set(sys.modules), dict(plugins._loaded), list(sys.path)
+    eps = None if plugins._entry_points is None else set(plugins._entry_points)
     yield
     for r, snap in saved:
         r.restore(snap)
@@ -105,6 +106,19 @@ def test_bad_plugin_is_one_line_naming_it_and_the_cause(tmp_path) -> None:
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr == (f"error: --plugin: plugin '{bad}': failed to import: NameError: name 'torhc' is not "
                           "defined (bad.py:3)\n")
+
+
+def test_bad_plugin_in_a_study_is_one_line(tmp_path, clean, capsys) -> None:
+    from study import run as study_run
+
+    (tmp_path / "bad.py").write_text("import no_such_library_xyz\n")
+    space = tmp_path / "s.yaml"
+    space.write_text(yaml.safe_dump({"name": "bad", "plugins": ["./bad.py"], "trial": TINY}))
+    assert study_run.main([str(space), "--dry-run"]) == 2
+    assert capsys.readouterr().err == (f"error: {space}: plugins[0]: plugin './bad.py': failed to import: "
+                                       "ModuleNotFoundError: No module named 'no_such_library_xyz' (bad.py:1)\n")
+    assert study_run.main(["--plugin", str(tmp_path / "bad.py"), "--list"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: --plugin: plugin '{tmp_path / 'bad.py'}': failed to import: ")
 
 
 @pytest.mark.parametrize("source, ref, cause", [
