@@ -44,12 +44,7 @@ def check_cluster(spec: StudySpec, address: str | None) -> str:
 
 
 def describe_parameter(p: Parameter) -> str:
-    if p.value is not None:
-        text = f"constant {p.value!r}"
-    elif p.values is not None:
-        text = f"one of {p.values!r}"
-    else:
-        text = f"{p.distribution} [{p.min:g}, {p.max:g}]" + (f" step {p.q:g}" if p.q is not None else "")
+    text = p.kind.describe()
     if p.when:
         text += "  when " + ", ".join(f"{k}={v!r}" for k, v in p.when.items())
     return text

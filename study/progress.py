@@ -219,7 +219,7 @@ def trial_lines(*, slug: str, phase: str, total: int, epochs: int, metric: str, 
                 namer: TrialNamer, early_stop: bool, concurrency: int) -> TrialLines:
     """The callback for a condition's search (``parameters``: the study's searched keys) or its
     replication (no parameter columns: the replicate's name says label and seed)."""
-    keys = [k for k, p in parameters.items() if getattr(p, "value", None) is None] if phase == "search" else []
+    keys = [k for k, p in parameters.items() if p.kind.searched] if phase == "search" else []
     short = [k.split(".")[-1] for k in keys]
     columns = {k: (s if short.count(s) == 1 else k) for k, s in zip(keys, short)}
     return TrialLines(slug=slug, phase=phase, total=total, epochs=epochs, metric=metric, columns=columns,

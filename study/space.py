@@ -20,17 +20,7 @@ def sample(trial: optuna.Trial, parameters: dict[str, Parameter], known: dict[st
     for key, p in parameters.items():
         if p.when and not when_matches(p.when, known):
             continue
-        if p.value is not None:
-            value = p.value
-        elif p.values is not None:
-            value = trial.suggest_categorical(key, p.values)
-        elif p.distribution == "int_uniform":
-            value = trial.suggest_int(key, int(p.min), int(p.max), step=int(p.q or 1))
-        elif p.distribution == "log_uniform_values":
-            value = trial.suggest_float(key, p.min, p.max, log=True)
-        else:  # uniform, q_uniform
-            value = trial.suggest_float(key, p.min, p.max, step=p.q)
-        known[key] = out[key] = value
+        known[key] = out[key] = p.kind.suggest(trial, key)
     return out
 
 
@@ -46,7 +36,7 @@ class Space:
 
     def __call__(self, trial: optuna.Trial) -> dict:
         values = sample(trial, self.parameters, self.known)
-        return {k: v for k, v in values.items() if self.parameters[k].value is not None}
+        return {k: v for k, v in values.items() if not self.parameters[k].kind.searched}
 
 
 def space_fn(spec: StudySpec, condition: dict[str, Any]) -> Callable[[optuna.Trial], dict]:

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import yaml
 
+from .parameters import Choice, Constant, Range
 from trainables.typed import check_range, from_dict, join, suggest, to_dict
 from trainables.config import apply_overrides, parse_trial, read_yaml
 from trainables.errors import ConfigError
@@ -138,17 +139,22 @@ class Parameter:
                 if v is not None and not float(v).is_integer():
                     raise ConfigError(f"{join(path, k)}: got {v!r}; int_uniform needs integers")
 
+    @property
+    def kind(self):
+        """The parameter's kind (study.parameters: Constant, Choice or Range), which suggests,
+        grids, samples and describes itself."""
+        if self.value is not None:
+            return Constant(self.value)
+        if self.values is not None:
+            return Choice(tuple(self.values))
+        return Range(self.distribution, self.min, self.max, self.q)
+
     def samples(self) -> list[Any]:
         """Representative values (the extremes) used to check the key against the trial schema."""
         return [v for _, v in self.labelled_samples()]
 
     def labelled_samples(self) -> list[tuple[str, Any]]:
-        if self.value is not None:
-            return [("value", self.value)]
-        if self.values is not None:
-            return [(f"values[{i}]", v) for i, v in enumerate(self.values)]
-        cast = int if self.distribution == "int_uniform" else float
-        return [("min", cast(self.min)), ("max", cast(self.max))]
+        return self.kind.samples()
 
 
 @dataclass
@@ -473,11 +479,11 @@ def search_seeds(spec: StudySpec) -> dict[int, str]:
         p = spec.parameters.get(key)
         if p is None:
             continue
-        if p.distribution is not None:
+        if not p.kind.finite:  # a range: every integer in it may be drawn
             for v in range(int(p.min), int(p.max) + 1):
                 used.setdefault(v, f"parameters.{key}")
         else:
-            for v in ([p.value] if p.value is not None else p.values or []):
+            for _, v in p.kind.samples():
                 if isinstance(v, int):
                     used.setdefault(v, f"parameters.{key}")
     return used
@@ -548,7 +554,7 @@ def _fixed_for(spec: StudySpec, key: str, cond: dict) -> dict | None:
                 return None
             continue
         src = spec.parameters[wkey]
-        choices = [v for v in src.samples() if v in allowed] if src.distribution is None else allowed
+        choices = [v for v in src.samples() if v in allowed] if src.kind.finite else allowed
         if not choices:
             return None
         forced[wkey] = choices[0]

@@ -77,9 +77,7 @@ def grid_points(parameters: dict) -> dict[str, list]:
         if p.when:
             raise ConfigError(f"parameters.{key}.when: not supported with grid search (a grid is one product "
                               "of values); use search.algorithm tpe or random")
-        if p.distribution is not None:
-            raise ConfigError(f"parameters.{key}: grid search needs values: [...] (got distribution "
-                              f"{p.distribution}); use values or another search.algorithm")
-        if p.values is not None:
-            grid[key] = list(p.values)
+        axis = p.kind.grid(key)  # a range refuses, a constant is no axis
+        if axis is not None:
+            grid[key] = axis
     return grid

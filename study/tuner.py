@@ -100,7 +100,7 @@ def trial_dirname(trial) -> str:
 def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: str, job_type: str,
                 verbose: int, *, total: int, epochs: int, early_stop: bool) -> tune.RunConfig:
     """``verbose``: 0 quiet, 1 the study's own lines (study.progress), 2 also Ray's status tables."""
-    columns = {k: k.split(".")[-1] for k in spec.parameters if spec.parameters[k].value is None}
+    columns = {k: k.split(".")[-1] for k in spec.parameters if spec.parameters[k].kind.searched}
     if job_type == "final":
         columns = {"replica/label": "config", "replica/seed": "seed"}
     reporter = tune.CLIReporter(parameter_columns=columns, max_report_frequency=30,

@@ -53,15 +53,7 @@ def check_device(spec: StudySpec) -> None:
 # -- combinations --------------------------------------------------------------------------------
 
 def _candidates(key: str, p: Parameter) -> list[Any]:
-    if p.value is not None:
-        return [p.value]
-    if p.values is not None:
-        return list(p.values)
-    if p.distribution == "int_uniform":
-        step = int(p.q or 1)
-        values = list(range(int(p.min), int(p.max) + 1, step))
-        return values if len(values) <= MAX_INT_VALUES else [values[0], values[-1]]
-    return [float(p.min), float(p.max)]
+    return p.kind.enumerate(MAX_INT_VALUES)
 
 
 def combinations(spec: StudySpec, condition: dict) -> Iterator[dict[str, Any]]:
