@@ -15,7 +15,9 @@ priced over the trials that run at a time:
 
 What it leaves out: Ray's start-up and per-trial overhead (docs/performance.md), and other load on
 the machine. ``python -m study.run SPEC`` prints it before the search starts and ``--dry-run``
-shows it (``--set`` keys and ``--smoke`` apply)."""
+shows it (``--set`` keys and ``--smoke`` apply). A started study keeps the calibrated seconds per
+epoch of each kind in ``<experiment>/estimate.json``: the live ETA (study.progress) prices a kind
+that has not run yet at its calibrated cost relative to the kinds that have."""
 from __future__ import annotations
 
 import json
@@ -23,11 +25,13 @@ import math
 import os
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from .spec import (StudySpec, baseline_overrides, condition_slug, representative_params, set_keys,
                    with_condition)
 
+ESTIMATE_FILE = "estimate.json"  # {condition slug: {kind: calibrated seconds per epoch}}
 CALIBRATION_BATCHES = 2  # training batches per calibration epoch
 CALIBRATION_EPOCHS = 2  # the last is measured (the first pays one-time costs)
 
@@ -172,6 +176,25 @@ def estimate(spec: StudySpec, cpus: int | None = None) -> Estimate:
                                "final": (final + setup / 2) / slots})
     out.calibration_s = time.perf_counter() - t0
     return out
+
+
+def epoch_costs(est: Estimate) -> dict[str, dict[str, float]]:
+    """Per condition slug, the calibrated seconds per epoch of each kind (``search``, ``tuned``,
+    each baseline), as study.progress.kind names them."""
+    return {c["slug"]: {"search": c["epoch_s"], **c["kinds"]} for c in est.conditions}
+
+
+def write(exp_dir: str | Path, est: Estimate) -> None:
+    Path(exp_dir, ESTIMATE_FILE).write_text(json.dumps(epoch_costs(est), indent=1) + "\n")
+
+
+def priors(exp_dir: str | Path, slug: str) -> dict[str, float]:
+    """The calibrated seconds per epoch of ``slug``'s kinds ({} when the study was not calibrated)."""
+    try:
+        data = json.loads(Path(exp_dir, ESTIMATE_FILE).read_text())
+        return {str(k): float(v) for k, v in (data.get(slug) or {}).items() if float(v) > 0}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
 
 
 def render(est: Estimate) -> list[str]:

@@ -46,8 +46,10 @@ class TrialLines(Callback):
     trials early (the ETA is then an upper bound)."""
 
     def __init__(self, *, slug: str, phase: str, total: int, epochs: int, metric: str, columns: dict[str, str],
-                 namer: TrialNamer, early_stop: bool, concurrency: int, stream=None):
+                 namer: TrialNamer, early_stop: bool, concurrency: int, stream=None,
+                 priors: dict[str, float] | None = None):
         self.slug, self.phase, self.total, self.epochs = slug, phase, total, epochs
+        self.priors = dict(priors or {})  # kind -> calibrated seconds per epoch (study.estimate)
         self.metric, self.columns, self.namer = metric, columns, namer
         self.early_stop, self.concurrency = early_stop, concurrency
         self._stream = stream
@@ -69,6 +71,7 @@ class TrialLines(Callback):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("priors", {})  # pickled before priors existed
         self._reset()
 
     # -- output ------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ class TrialLines(Callback):
         elapsed = time.monotonic() - self._t0
         text = (f"[{self.slug}] {self.phase} {done}/{self.total} done, {running} running | "
                 f"epochs {epochs_done}/{epochs_done + left} | {duration(elapsed)}")
-        eta = estimate(todo, {k: s / n for k, (s, n) in self._epoch_s.items() if n}, self.concurrency)
+        eta = estimate(todo, {k: s / n for k, (s, n) in self._epoch_s.items() if n}, self.concurrency, self.priors)
         if eta is not None and left:
             text += f", eta {'<= ' if self.early_stop else ''}{duration(eta)}"
         return text
@@ -202,25 +205,42 @@ def kind(trial) -> str:
     return str(replica.get("label")) if isinstance(replica, dict) else "search"
 
 
-def estimate(todo: list[tuple[str | None, int]], epoch_s: dict[str, float], concurrency: int) -> float | None:
+def estimate(todo: list[tuple[str | None, int]], epoch_s: dict[str, float], concurrency: int,
+             priors: dict[str, float] | None = None) -> float | None:
     """Seconds left: each trial's epochs left at the measured seconds per epoch of its kind (the
-    trials' own epoch times, measured while ``concurrency`` of them share the machine; a kind not
-    measured yet costs the mean of those measured), spread over the trials that run at a time.
-    None before any epoch was measured."""
+    trials' own epoch times, measured while ``concurrency`` of them share the machine), spread over
+    the trials that run at a time. A kind not measured yet costs its calibrated seconds (``priors``,
+    study.estimate) times the measured / calibrated ratio of the kinds measured, else the mean of
+    those measured. None before any epoch was measured."""
     if not epoch_s:
         return None
+    priors = priors or {}
+
+    def prior(k: str | None) -> float | None:
+        return priors.get(k) or priors.get(str(k).split("#")[0]) if k is not None else None  # tuned#2 ~ tuned
+
+    ratios = sorted(epoch_s[k] / prior(k) for k in epoch_s if prior(k))
+    scale = ratios[len(ratios) // 2] if ratios else None
     default = sum(epoch_s.values()) / len(epoch_s)
-    work = sum(n * epoch_s.get(k, default) for k, n in todo if n)
+
+    def cost(k: str | None) -> float:
+        if k in epoch_s:
+            return epoch_s[k]
+        p = prior(k) if k is not None else None
+        return p * scale if p and scale else default
+
+    work = sum(n * cost(k) for k, n in todo if n)
     running = min(max(1, concurrency), max(1, sum(1 for _, n in todo if n)))
     return work / running
 
 
 def trial_lines(*, slug: str, phase: str, total: int, epochs: int, metric: str, parameters: dict[str, Any],
-                namer: TrialNamer, early_stop: bool, concurrency: int) -> TrialLines:
+                namer: TrialNamer, early_stop: bool, concurrency: int,
+                priors: dict[str, float] | None = None) -> TrialLines:
     """The callback for a condition's search (``parameters``: the study's searched keys) or its
     replication (no parameter columns: the replicate's name says label and seed)."""
     keys = [k for k, p in parameters.items() if p.kind.searched] if phase == "search" else []
     short = [k.split(".")[-1] for k in keys]
     columns = {k: (s if short.count(s) == 1 else k) for k, s in zip(keys, short)}
     return TrialLines(slug=slug, phase=phase, total=total, epochs=epochs, metric=metric, columns=columns,
-                      namer=namer, early_stop=early_stop, concurrency=concurrency)
+                      namer=namer, early_stop=early_stop, concurrency=concurrency, priors=priors)

@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             return dry_run(args)
         started = preflight(args)
         if started.fresh and not args.smoke:
-            show_estimate(started.spec)
+            show_estimate(started.spec, experiment_dirs(started.spec)[0])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -308,16 +308,20 @@ class _Started:
 NO_ESTIMATE = "NOISYSEG_NO_ESTIMATE"  # set (to 1) to skip the calibration before a study starts
 
 
-def show_estimate(spec: StudySpec) -> None:
+def show_estimate(spec: StudySpec, exp_dir: Path | None = None) -> None:
     """The study's estimated wall time on this machine (study.estimate), before it starts; skipped
-    with NOISYSEG_NO_ESTIMATE=1 (the test suite) and for --smoke."""
+    with NOISYSEG_NO_ESTIMATE=1 (the test suite) and for --smoke. With ``exp_dir`` (a started
+    study) the calibrated epoch costs are kept there for the live ETA."""
     if os.environ.get(NO_ESTIMATE, "") not in ("", "0"):
         return
-    from .estimate import estimate, render
+    from .estimate import estimate, render, write
 
     print("[study] calibrating (a few batches of each configuration) ...", flush=True)
-    for line in render(estimate(spec)):
+    est = estimate(spec)
+    for line in render(est):
         print(f"[study] {line}", flush=True)
+    if exp_dir is not None and "://" not in str(exp_dir):
+        write(exp_dir, est)
 
 
 def dry_run(args: argparse.Namespace) -> int:

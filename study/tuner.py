@@ -29,6 +29,7 @@ from trainables.tune_adapter import train
 
 from .failures import trial_failure
 from .preflight import trial_slots
+from .estimate import priors as estimate_priors
 from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
 from .results import is_full_budget
@@ -108,7 +109,7 @@ def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: 
     namer = TrialNamer(slug, storage_url(spec.storage.optuna, exp_dir), study_name(spec, slug))
     lines = trial_lines(slug=slug, phase=job_type, total=total, epochs=epochs, metric=spec.metric.name,
                         parameters=spec.parameters, namer=namer, early_stop=early_stop,
-                        concurrency=min(total, _concurrency(spec)))
+                        concurrency=min(total, _concurrency(spec)), priors=estimate_priors(exp_dir, slug))
     return tune.RunConfig(
         name=name, storage_path=ray_root, verbose=1 if verbose >= 2 else 0, progress_reporter=reporter,
         # the last checkpoint is all that resume and export need (Ray snapshots the experiment

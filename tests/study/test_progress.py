@@ -49,3 +49,35 @@ def test_estimate_beats_the_uniform_extrapolation_on_a_mixed_replication() -> No
     uniform = sum(n for _, n in todo) * 4.0 / 2
     assert (uniform - true) / true > 0.25
     assert estimate(todo, measured, 2) == pytest.approx(uniform)  # before ce has run, no better guess
+
+
+def test_a_kind_not_run_yet_is_priced_by_its_calibration() -> None:
+    """The calibration before the study (study.estimate) ran ADELE at 2.0 s and ce at 0.5 s per
+    epoch; the study runs 2x slower than calibrated (ADELE measured 4.0 s): ce, not run yet, costs
+    0.5 x 2 = 1.0 s, which is the truth of the mixed replication above, right from its first epochs."""
+    todo = [("tuned", 30), ("tuned", 30), ("tuned", 40), ("global", 40), ("global", 40), ("global", 40),
+            ("ce", 40), ("ce", 40), ("ce", 40)]
+    true = sum(n * {"tuned": 4.0, "global": 4.0, "ce": 1.0}[k] for k, n in todo) / 2
+    priors = {"tuned": 2.0, "global": 2.0, "ce": 0.5}
+    assert estimate(todo, {"tuned": 4.0}, 2, priors) == pytest.approx(true)
+    assert estimate([("tuned#2", 10)], {"ce": 1.0}, 1, priors) == pytest.approx(10 * 4.0)  # tuned#k ~ tuned
+    assert estimate([("ce", 10)], {"tuned": 4.0}, 1, {}) == pytest.approx(40.0)  # no calibration: the mean
+
+
+def test_the_calibration_is_kept_for_the_live_eta(tmp_path) -> None:
+    import pickle
+
+    from study.estimate import Estimate, priors, write
+    from study.progress import TrialLines
+
+    est = Estimate(concurrency=2, conditions=[{"slug": "rate-1.0", "epoch_s": 3.0, "kinds": {"tuned": 3.0, "ce": 1.0},
+                                               "search_low": 1, "search_high": 2, "final": 3}])
+    write(tmp_path, est)
+    assert priors(tmp_path, "rate-1.0") == {"search": 3.0, "tuned": 3.0, "ce": 1.0}
+    assert priors(tmp_path, "other") == {} and priors(tmp_path / "none", "rate-1.0") == {}
+    lines = TrialLines(slug="s", phase="final", total=1, epochs=1, metric="m", columns={}, namer=None,
+                       early_stop=False, concurrency=1, priors={"ce": 1.0})
+    assert pickle.loads(pickle.dumps(lines)).priors == {"ce": 1.0}
+    old = pickle.loads(pickle.dumps(lines))
+    del old.__dict__["priors"]  # a TrialLines pickled before priors existed
+    assert pickle.loads(pickle.dumps(old)).priors == {}
