@@ -179,8 +179,8 @@ def condition_report(spec: StudySpec, exp_dir: Path, condition: dict) -> Conditi
     summaries, pairs = compare(spec, by_label, order)
     table_rows, comparison_rows = _verdict_rows(slug, by_label, order, summaries, pairs)
     imp = _importances(spec, exp_dir, slug)
-    best_yaml = (dump_trial_config(parse_trial(set_keys(with_condition(spec, condition), best.params)))
-                 if best is not None else None)
+    best_yaml = (dump_trial_config(parse_trial(set_keys(with_condition(spec, condition), best.params)), spec.plugins)
+                 if best is not None else None)  # names the study's plugins: it re-runs as is
     return ConditionReport(
         slug=slug, rows={"trials": trial_rows, "final": final_rows, "table": table_rows,
                          "comparisons": comparison_rows, "importances": imp},
