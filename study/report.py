@@ -31,7 +31,7 @@ from trainables.errors import UserError
 from trainables.tables import write_csv
 
 from . import figures
-from .results import TrialRecord, best_trials, read_trials
+from .results import TrialRecord, best_trials, params_of, read_trials
 from .spec import StudySpec, condition_slug, load_study, set_keys, with_condition
 from .stats import LEVEL, Summary, paired, summarize, verdict
 
@@ -173,7 +173,7 @@ def condition_report(spec: StudySpec, exp_dir: Path, condition: dict) -> Conditi
                            "source_trial": rep.get("source_trial"), "failure": t.failure,
                            "epochs": t.last.get("epoch"),
                            metric: t.last.get(metric), **{k: t.last.get(k) for k in SUMMARY},
-                           **{k: v for k, v in (rep.get("overrides") or {}).items() if "." in k}})
+                           **params_of(rep.get("overrides"))})
     order = sorted(lab for lab in by_label if lab.startswith("tuned")) + [b for b in spec.baselines if b in by_label]
     names = display_names(spec, condition, order)
     summaries, pairs = compare(spec, by_label, order)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from trainables.tune_adapter import dotted_values
+
 RESULTS_FILE = "result.json"
 PARAMS_FILE = "params.json"
 
@@ -67,8 +69,8 @@ def by_epoch(rows: Iterable[dict]) -> list[dict]:
 
 
 def params_of(config: dict) -> dict:
-    """The searched values of a trial config (its dotted keys)."""
-    return {k: v for k, v in (config or {}).items() if "." in k}
+    """The searched values of a trial config (its dotted keys: trainables.tune_adapter.dotted_values)."""
+    return dotted_values(config)
 
 
 def replica_label(rank: int) -> str:

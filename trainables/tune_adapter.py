@@ -31,13 +31,19 @@ def with_values(trial: dict, values: dict[str, Any]) -> dict:
     return out
 
 
+def dotted_values(config: dict[str, Any] | None) -> dict[str, Any]:
+    """The sampled parameters of a Ray trial config: its dotted keys (``noise.0.rate``), or of a
+    replica's ``overrides``. The one rule for "is a searched key"."""
+    return {k: v for k, v in (config or {}).items() if "." in k}
+
+
 def trial_config(config: dict[str, Any]) -> TrialConfig:
     """The TrialConfig of a Ray trial config (base trial + dotted overrides); in a Ray worker the
     study's plugins are imported first (trainables.plugins.load_worker)."""
     from .plugins import load_worker
 
     load_worker()
-    values = {k: v for k, v in config.items() if "." in k}
+    values = dotted_values(config)
     values.update((config.get("replica") or {}).get("overrides") or {})
     return parse_trial(with_values(config.get("trial") or {}, values))
 
