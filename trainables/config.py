@@ -96,6 +96,11 @@ class TrainConfig:
     amp: bool | Literal["auto"] = "auto"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     threads: int | None = None  # torch intra-op threads; None: torch's default
+    # where the training-set diagnostics (train IoU, IoU_el / IoU_m, the method's observations, e.g.
+    # ADELE's curves) come from: eval_pass = an eval-mode forward over the un-augmented training
+    # images after the training pass; train_pass = the training pass's own train-mode predictions
+    # (no extra forward; needs augment: false)
+    diagnostics: Literal["eval_pass", "train_pass"] = "eval_pass"
 
     def validate(self, path: str) -> None:
         check_range(join(path, "epochs"), self.epochs, 1)
@@ -108,6 +113,10 @@ class TrainConfig:
         check_range(join(path, "threads"), self.threads, 1)
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"{join(path, 'device')}: got {self.device!r}; allowed: auto, cpu, cuda, cuda:N")
+        if self.diagnostics == "train_pass" and self.augment:
+            raise ConfigError(f"{join(path, 'diagnostics')}: train_pass takes the diagnostics from the training "
+                              "pass, whose batches train.augment misaligns with the labels; use eval_pass or "
+                              "train.augment: false")
 
 
 @dataclass

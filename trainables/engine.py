@@ -4,7 +4,9 @@ Per epoch: a training pass (shuffled, optionally augmented), then ONE evaluation
 un-augmented training images that serves both the diagnostics (training IoU per class, IoU_el,
 IoU_m) and the method (which may then rewrite the training labels), fused with the val/test
 evaluation on evaluation epochs (every ``eval_every`` epochs and the last), then a full checkpoint
-handed to the reporter with the epoch's metrics.
+handed to the reporter with the epoch's metrics. With ``train.diagnostics: train_pass`` the
+diagnostics and the method's observations come from the training pass's own (train-mode) predictions
+on its un-augmented batches instead, and the evaluation pass covers val/test only.
 
 On a GPU (``trainables.hot_path``): bf16 autocast (``train.amp: auto``), channels_last, the uint8
 dataset resident on the device when it fits (else pinned, non_blocking batches), cudnn.benchmark,
@@ -17,9 +19,12 @@ where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -58,7 +63,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"train.device: {name!r} requested but CUDA is not available; use cpu or auto")
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # set by Ray for a trial given a (logical) GPU
+        raise UserError(f"train.device: {name!r} requested but CUDA is not available on {socket.gethostname()} "
+                        f"(torch {torch.__version__}{'' if visible is None else f', CUDA_VISIBLE_DEVICES={visible}'});"
+                        " use cpu or auto, or run the trial where a GPU is")
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
@@ -119,6 +127,10 @@ class Trainer:
         self._noisy_quality: SplitMeter | None = None  # label quality of the noisy labels, once
         self.history = History()
         self.epoch = 0  # completed epochs
+        # train.diagnostics: train_pass: counted during the training pass (TRAIN_METERS), read once
+        self.diag_in_train = cfg.train.diagnostics == "train_pass"
+        self.observes = type(self.method).observe_train_batch is not Method.observe_train_batch
+        self._train_diag: tuple[ConfusionCounts, torch.Tensor | None] | None = None
 
     def _place(self, data: TrialData) -> TrialData:
         """The trial's data on the training device when the plan keeps it resident (GPU), else as
@@ -140,6 +152,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any], source: str) -> None:
         mine, theirs = _comparable(self.cfg.to_dict()), _comparable(state["config"])
+        theirs.setdefault("train.diagnostics", "eval_pass")  # written before the key existed
         if mine != theirs:
             diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
             raise UserError(f"{source}: checkpoint was written with a different config ({', '.join(diff[:5])} "
@@ -186,7 +199,8 @@ class Trainer:
         from tqdm import tqdm
 
         t, bs = self.cfg.train, self.plan.eval_batch_size
-        evals = 0 if splits is None else sum(math.ceil(len(self.data.images[s]) / bs) for s in ("train", *splits))
+        passes = splits if self.diag_in_train else ("train", *(splits or ()))
+        evals = 0 if splits is None else sum(math.ceil(len(self.data.images[s]) / bs) for s in passes)
         return tqdm(total=self.steps_per_epoch + evals, desc=f"epoch {epoch + 1}/{t.epochs}", unit="batch",
                     leave=False)
 
@@ -202,6 +216,7 @@ class Trainer:
         sums = LossSums()
         batches = range(0, self.num_train, t.batch_size)
         bar = progress if hasattr(progress, "update") else self.progress_bar(epoch, None) if progress else None
+        diag = TrainPassDiagnostics(self, epoch) if self.diag_in_train else None
         for start in batches:
             idx, idx_dev = order[start : start + t.batch_size], order_dev[start : start + t.batch_size]
             x = self._inputs(self._batch(self.data.images["train"], idx, idx_dev))
@@ -210,8 +225,10 @@ class Trainer:
                 x, y = augment_batch(x, y, gen, self.ignore)
                 x = self._layout(x)
             self.method.begin_batch(epoch, idx, t.augment)
-            with self._autocast():
+            with self._autocast(), (diag.watch(x) if diag is not None else contextlib.nullcontext()):
                 loss, terms = self.method.loss(self.model, x, y, epoch)
+            if diag is not None:
+                diag.count(x, y, idx, idx_dev)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -222,6 +239,7 @@ class Trainer:
                 bar.update()
         if bar is not None and bar is not progress:
             bar.close()
+        self._train_diag = diag.result() if diag is not None else None
         return sums.means()
 
     @torch.no_grad()
@@ -329,7 +347,13 @@ class Trainer:
             return self._diverged(epoch, lr, loss, t0), None
         train_time = time.perf_counter() - t0
         # (checks on the epoch's training loss go here, before the evaluation pass)
-        meters, panel_pred = self.evaluation_pass(epoch, splits, progress=bar)
+        if self._train_diag is not None:  # train.diagnostics: train_pass, counted by train_epoch
+            counts, panel_pred = self._train_diag
+            self._train_diag = None
+            meters = {**counts.meters(), **(self.evaluation_pass(epoch, splits, train=False, progress=bar)[0]
+                                            if splits else {})}
+        else:
+            meters, panel_pred = self.evaluation_pass(epoch, splits, progress=bar)
         if bar is not None:
             bar.close()
         before = self.labels.clone() if self.rewrites_labels else None
@@ -368,6 +392,72 @@ class Trainer:
                       "noisy": self.data.noisy[:n].cpu().numpy(), "current": self.labels[:n].cpu().numpy(),
                       "prediction": panel_pred.cpu().numpy()}
         return _jsonable(metrics), images
+
+
+TRAIN_METERS = ("current", "noisy", "el", "m")  # the training-set diagnostics' confusion matrices
+
+
+class TrainPassDiagnostics:
+    """``train.diagnostics: train_pass``: the training-set diagnostics of one training pass, from the
+    logits the model gives for each (un-augmented) batch itself: a forward hook keeps the output of the
+    model's call on the batch's own input tensor (for ADELE the scale-1.0 call), the batch is counted
+    like :meth:`Trainer.evaluation_pass` counts it (argmax vs the current labels, the noisy labels, and
+    IoU_el / IoU_m on the pixels whose noisy label is wrong) and the method observes the softmax. No
+    extra forward pass, except for a batch the method never ran the model on as given (ADELE without
+    scale 1.0): that batch gets an eval-mode forward of its own. Nothing is read from the device."""
+
+    def __init__(self, trainer: Trainer, epoch: int):
+        self.tr, self.epoch = trainer, epoch
+        self.counts = ConfusionCounts(TRAIN_METERS, trainer.k, trainer.ignore, trainer.device)
+        h, w = trainer.data.noisy.shape[1:]
+        self.panel_rows = min(PANEL_IMAGES, trainer.num_train)
+        # the panel's predictions (images 0..rows-1) by image index; one spare row takes the others
+        self.panel = torch.zeros((self.panel_rows + 1, int(h), int(w)), dtype=torch.uint8, device=trainer.device)
+        self.logits: torch.Tensor | None = None
+        self._input: torch.Tensor | None = None
+
+    @contextlib.contextmanager
+    def watch(self, x: torch.Tensor):
+        """Keep the model's output for input ``x`` while the method computes its loss."""
+        self._input, self.logits = x, None
+
+        def hook(module, args, output):
+            if self.logits is None and args and args[0] is self._input and isinstance(output, torch.Tensor):
+                self.logits = output.detach()
+
+        handle = self.tr.model.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+            self._input = None
+
+    @torch.no_grad()
+    def count(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, idx_dev: torch.Tensor) -> None:
+        tr = self.tr
+        logits = self.logits
+        if logits is None:  # the method never called the model on the batch as given
+            tr.model.eval()
+            with tr._autocast():
+                logits = tr.model(x)
+            tr.model.train()
+        self.logits = None
+        pred = logits.argmax(1)
+        c = tr._batch(tr.data.clean["train"], idx, idx_dev)
+        n = tr._batch(tr.data.noisy, idx, idx_dev)
+        wrong = (n != c) & (n != tr.ignore) & (c != tr.ignore)
+        self.counts.add("current", pred, y)
+        self.counts.add("noisy", pred, n)
+        self.counts.add("el", pred, c, wrong)
+        self.counts.add("m", pred, n, wrong)
+        if tr.observes:
+            tr.method.observe_train_batch(self.epoch, idx, torch.softmax(logits.float(), dim=1))
+        rows = torch.where(idx < self.panel_rows, idx, self.panel_rows).to(self.panel.device)  # no read
+        self.panel.index_copy_(0, rows, pred.to(torch.uint8))
+
+    def result(self) -> tuple[ConfusionCounts, torch.Tensor | None]:
+        """The counts and the panel's predictions (images 0..PANEL_IMAGES-1, uint8, on the device)."""
+        return self.counts, self.panel[: self.panel_rows]
 
 
 def fit(cfg: TrialConfig, reporter: Reporter, *, dataset: SegData | None = None,
