@@ -317,6 +317,8 @@ def apply_study_overrides(raw: dict, items: list[str]) -> dict:
 
 
 def _parse(raw: Any, base: Path | None = None) -> StudySpec:
+    """A validated StudySpec from a study YAML's mapping (``base``: its folder, for plugin paths):
+    the top-level keys, each section, then the checks that span sections."""
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level (name, parameters, trial, ...)")
     raw = sweeps.translate(raw)  # W&B Sweeps spellings (method: bayes, early_terminate, ...)
@@ -324,51 +326,69 @@ def _parse(raw: Any, base: Path | None = None) -> StudySpec:
         if key not in TOP_KEYS:
             raise ConfigError(f"{key}: unknown key{suggest(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
     raw = dict(raw)
-    conditions = raw.pop("conditions", None) or {}
-    parameters = raw.pop("parameters", None) or {}
-    baselines = raw.pop("baselines", None) or {}
-    trial = raw.pop("trial", None) or {}
-    plugins = raw.pop("plugins", None)
+    sections = {k: raw.pop(k, None) for k in ("conditions", "parameters", "baselines", "trial", "plugins")}
     spec = from_dict(StudySpec, raw, "")
     from trainables.plugins import load as load_plugins
 
-    spec.plugins = load_plugins(plugins, base, "plugins")  # before the trial: it may name their methods
+    spec.plugins = load_plugins(sections["plugins"], base, "plugins")  # before the trial: it may name their methods
     if not spec.name or any(c in spec.name for c in "/\\ "):
         raise ConfigError(f"name: got {spec.name!r}; use a non-empty name without slashes or spaces")
+    spec.trial = parse_trial(sections["trial"] or {}, "trial").to_dict()  # errors read trial.method.r
+    spec.conditions = _parse_conditions(sections["conditions"] or {})
+    spec.parameters = _parse_parameters(sections["parameters"] or {}, spec.conditions)
+    spec.baselines = parse_baselines(sections["baselines"] or {})
+    check_search(spec)
+    if spec.search.algorithm == "grid":
+        spec.search.num_samples = _grid_size(spec, (raw.get("search") or {}).get("num_samples"))
+    check_replication(spec)
+    return spec
 
-    base = parse_trial(trial, "trial")  # errors read trial.method.r
-    spec.trial = base.to_dict()
 
+def _parse_conditions(conditions: Any) -> dict[str, list]:
     if not isinstance(conditions, dict):
         raise ConfigError(f"conditions: got {conditions!r}; expected a mapping of dotted trial keys to value lists")
     for key, values in conditions.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"conditions.{key}: got {values!r}; expected a non-empty list of values")
-        spec.conditions[str(key)] = values
+    return {str(k): v for k, v in conditions.items()}
 
+
+def _parse_parameters(parameters: Any, conditions: dict[str, list]) -> dict[str, Parameter]:
     if not isinstance(parameters, dict):
         raise ConfigError(f"parameters: got {parameters!r}; expected a mapping of dotted trial keys")
+    out = {}
     for key, body in parameters.items():
-        if key in spec.conditions:
+        if key in conditions:
             raise ConfigError(f"parameters.{key}: also a condition; a key is either searched or a condition")
         if not isinstance(body, dict):
             raise ConfigError(f"parameters.{key}: got {body!r}; expected a mapping like "
                               "{distribution: uniform, min: 0, max: 1}, {values: [...]} or {value: x}")
-        spec.parameters[str(key)] = from_dict(Parameter, body, f"parameters.{key}")
+        out[str(key)] = from_dict(Parameter, body, f"parameters.{key}")
+    return out
 
-    spec.baselines = parse_baselines(baselines)
+
+def _grid_size(spec: StudySpec, given: Any) -> int:
+    """A grid search runs each combination once: its trial count (``search.num_samples``, if
+    given, must say the same)."""
+    size = math.prod(len(v) for v in sweeps.grid_points(spec.parameters).values())
+    if given is not None and given != size:
+        raise ConfigError(f"search.num_samples: got {given}; grid search runs each of its {size} "
+                          "combinations once: remove num_samples or set it to that")
+    return size
+
+
+def check_search(spec: StudySpec) -> None:
+    """The search against the rest: parameters need a search, ``when:`` references, every
+    condition and parameter key against the trial schema."""
     if spec.search.num_samples == 0 and spec.parameters:
         raise ConfigError(f"search.num_samples: 0 (no search) with {len(spec.parameters)} searched parameters; "
                           "remove parameters: to replicate the trial as configured, or set num_samples >= 1")
     check_when(spec)
     check_keys(spec)
-    if spec.search.algorithm == "grid":
-        size = math.prod(len(v) for v in sweeps.grid_points(spec.parameters).values())
-        given = (raw.get("search") or {}).get("num_samples")
-        if given is not None and given != size:
-            raise ConfigError(f"search.num_samples: got {given}; grid search runs each of its {size} "
-                              "combinations once: remove num_samples or set it to that")
-        spec.search.num_samples = size
+
+
+def check_replication(spec: StudySpec) -> None:
+    """Baselines, the selection metric, fresh replication seeds, the scheduler and the storage."""
     check_baselines(spec)
     check_selection_metric(spec.metric.name)
     check_fresh_seeds(spec)
@@ -377,7 +397,6 @@ def _parse(raw: Any, base: Path | None = None) -> StudySpec:
     if spec.storage.optuna is None and "://" in spec.storage.path:
         raise ConfigError(f"storage.optuna: required when storage.path is remote ({spec.storage.path}); "
                           "give an RDB URL (postgresql://...) or journal:///shared/file.log")
-    return spec
 
 
 def with_condition(spec: StudySpec, condition: dict) -> dict:
