@@ -44,7 +44,8 @@ def test_what_is_neither_gets_one_line(tmp_path, monkeypatch):
     msg = str(err.value)
     assert msg.startswith("adel: no such config file, and no shipped study of that name (did you mean 'adele'?); "
                           "shipped: adele, adele_camvid, compare,")
-    assert f"paper/NAME (14 in {REPO / 'search_spaces' / 'paper'})" in msg and "\n" not in msg
+    paper = REPO / "search_spaces" / "paper"
+    assert f"paper/NAME ({len(list(paper.glob('*.yaml')))} in {paper})" in msg and "\n" not in msg
     with pytest.raises(ConfigError, match=r"^search_spaces/paper/pu_drop30.yaml: no such config file; the shipped "
                                           r"study of that name runs with python -m study.run paper/pu_drop30$"):
         shipped.resolve("search_spaces/paper/pu_drop30.yaml", "study")
