@@ -62,6 +62,9 @@ DIRECTIONS = {"eight": ((1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1), (0, 
               # what their translate_label does with (1,0),(1,1),(0,1),(-1,1),(-1,0),(-1,1),(0,-1),(1,-1)
               "authors": ((1, 0), (1, 1), (0, 1), (1, 1), (1, 0), (1, 1), (0, 1), (1, 1))}
 MAX_BISECTION_STEPS = 20  # the authors' max_count
+# dilate's box margin, in radius gains of a disc of the object's area: the cross element grows an
+# L1 ball, whose radius gain (the slowest shape's) is 1/sqrt(2 / pi) = 1.25 of that; 1.5 leaves room
+DILATE_PAD = 1.5
 
 
 @dataclass
@@ -118,46 +121,101 @@ def sp_guided_image(mask: np.ndarray, operation: str, beta: float, ignore_index:
     return out
 
 
+def _box(binary: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The bounding box of ``binary``'s pixels grown by ``pad`` px, clipped to the image."""
+    rows, cols = np.nonzero(binary.any(axis=1))[0], np.nonzero(binary.any(axis=0))[0]
+    h, w = binary.shape
+    return (slice(max(rows[0] - pad, 0), min(rows[-1] + pad + 1, h)),
+            slice(max(cols[0] - pad, 0), min(cols[-1] + pad + 1, w)))
+
+
+def _paste(binary: np.ndarray, box: tuple[slice, slice], crop: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(binary)
+    out[box] = crop
+    return out
+
+
 def dilate(binary: np.ndarray, beta: float) -> np.ndarray:
-    """Dilate until the area reaches area + int(area x beta); the closer of the last two masks."""
+    """Dilate until the area reaches area + int(area x beta); the closer of the last two masks.
+
+    Runs in the object's box grown by about the radius gain a compact object needs (so a small
+    object in a large image costs its own size); a growth that reaches the box's inner edge is redone
+    on the whole image, so the result is always the whole-image one."""
     area = int(binary.sum())
     target = area + int(area * beta)
-    last = noisy = binary
-    while noisy.sum() < target and noisy.sum() != binary.size:
-        last, noisy = noisy, ndimage.binary_dilation(noisy)
+    if area >= target or area == binary.size:
+        return binary
+    pad = int(np.ceil(DILATE_PAD * np.sqrt(area / np.pi) * (np.sqrt(1 + beta) - 1))) + 2
+    box = _box(binary, pad)
+    for _ in range(2):
+        inner = _inner_edges(binary.shape, box)
+        last = noisy = binary[box]
+        escaped = False
+        while noisy.sum() < target and noisy.sum() != binary.size:
+            last, noisy = noisy, ndimage.binary_dilation(noisy)
+            if any(noisy[edge].any() for edge in inner):  # the next step could leave the box
+                escaped = True
+                break
+        if not escaped:
+            break
+        box = (slice(0, binary.shape[0]), slice(0, binary.shape[1]))  # again, on the whole image
     if noisy.sum() == binary.size or abs(int(last.sum()) - target) < abs(int(noisy.sum()) - target):
-        return last
-    return noisy
+        noisy = last
+    return _paste(binary, box, noisy)
+
+
+def _inner_edges(shape: tuple[int, int], box: tuple[slice, slice]) -> list[tuple]:
+    """Index expressions (into the crop) of the box's edges that lie inside the image."""
+    (r, c), (h, w) = box, shape
+    edges = []
+    if r.start > 0:
+        edges.append((0, slice(None)))
+    if r.stop < h:
+        edges.append((-1, slice(None)))
+    if c.start > 0:
+        edges.append((slice(None), 0))
+    if c.stop < w:
+        edges.append((slice(None), -1))
+    return edges
 
 
 def erode(binary: np.ndarray, beta: float) -> np.ndarray:
-    """Erode until the area falls to area - int(area x beta); the closer of the last two masks, never empty."""
+    """Erode until the area falls to area - int(area x beta); the closer of the last two masks, never
+    empty. Runs in the object's box grown by 1 px (exact: erosion never leaves it)."""
     area = int(binary.sum())
     target = area - int(area * beta)
-    last = noisy = binary
+    if area <= target or area == 0:
+        return binary
+    box = _box(binary, 1)
+    last = noisy = binary[box]
     while noisy.sum() > target and noisy.sum() != 0:
         last, noisy = noisy, ndimage.binary_erosion(noisy)
     if noisy.sum() == 0 or abs(int(last.sum()) - target) < abs(int(noisy.sum()) - target):
-        return last
-    return noisy
+        noisy = last
+    return _paste(binary, box, noisy)
 
 
 def affine(binary: np.ndarray, beta: float, angle: float, direction: tuple[int, int], max_shift: int,
            pick: str = "closest", rotation_center: str = "image") -> np.ndarray:
-    """Rotate by ``angle`` degrees, then shift along ``direction`` by the bisection's step (module doc)."""
+    """Rotate by ``angle`` degrees, then shift along ``direction`` by the bisection's step (module doc).
+    Each tried step is scored on the rotated mask's pixel list, not on whole images."""
     centre = None
     if rotation_center == "object":
         rows, cols = np.nonzero(binary)
         centre = (float(cols.mean()), float(rows.mean()))
     rotated = rotate(binary, angle, centre)
     area = int(binary.sum())
-    tried: dict[int, tuple[float, np.ndarray]] = {}
+    h, w = binary.shape
+    rr, cc = np.nonzero(rotated)
+    scores: dict[int, float] = {}
 
     def at(step: int) -> float:
-        if step not in tried:
-            shifted = shift(rotated, step * direction[0], step * direction[1])
-            tried[step] = (int((shifted ^ binary).sum()) / area, shifted)
-        return tried[step][0]
+        if step not in scores:
+            r, c = rr + step * direction[0], cc + step * direction[1]
+            inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            kept, hit = int(inside.sum()), int(binary[r[inside], c[inside]].sum())
+            scores[step] = (area + kept - 2 * hit) / area  # (added + removed) / area
+        return scores[step]
 
     left, right, last = 0, max_shift, None
     for _ in range(MAX_BISECTION_STEPS):  # the authors' loop: while left < right, at most 20 steps
@@ -173,22 +231,25 @@ def affine(binary: np.ndarray, beta: float, angle: float, direction: tuple[int, 
             break
     if last is None:  # max_shift 0: nothing to search (the authors' loop never runs)
         last = 0
-        at(0)
-    if pick == "last":
-        return tried[last][1]
-    at(min(max(left, 0), max_shift))  # where the bisection ended, when it stopped before trying it
-    best = min(tried, key=lambda s: (abs(tried[s][0] - beta), s))
-    return tried[best][1]
+    step = last
+    if pick == "closest":
+        at(min(max(left, 0), max_shift))  # where the bisection ended, when it stopped before trying it
+        step = min(scores, key=lambda s: (abs(scores[s] - beta), s))
+    return shift(rotated, step * direction[0], step * direction[1])
 
 
 def rotate(binary: np.ndarray, angle: float, centre: tuple[float, float] | None = None) -> np.ndarray:
     """``skimage.transform.rotate(binary.astype(float), angle, center=centre).astype(np.uint8) > 0``:
     rotation by ``angle`` degrees (counter-clockwise on screen) about ``centre`` (x, y), by default
-    the image centre ((W - 1)/2, (H - 1)/2), bilinear
-    interpolation with 0 outside the image, and the truncating cast: a pixel stays only where its
-    interpolated value is 1, i.e. all four neighbours it reads are in the mask (same arithmetic
-    order as skimage's bilinear kernel, so an all-ones neighbourhood gives exactly 1.0)."""
+    the image centre ((W - 1)/2, (H - 1)/2), bilinear interpolation with 0 outside the image, and the
+    truncating cast: a pixel stays only where its interpolated value is 1, i.e. all four neighbours
+    it reads are in the mask (same arithmetic as skimage's bilinear kernel, so an all-ones
+    neighbourhood gives exactly 1.0). Only the output window that the object's box maps to is
+    interpolated; every other output pixel reads four zeros."""
     h, w = binary.shape
+    out = np.zeros_like(binary, dtype=bool)
+    if not binary.any():
+        return out
     cx, cy = (w / 2 - 0.5, h / 2 - 0.5) if centre is None else centre
     t = np.deg2rad(angle)
     # skimage's matrix (translate to the centre, rotate, translate back), composed in its order, so
@@ -196,9 +257,18 @@ def rotate(binary: np.ndarray, angle: float, centre: tuple[float, float] | None 
     turn = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
     m = np.array([[1.0, 0.0, cx], [0.0, 1.0, cy], [0.0, 0.0, 1.0]]) @ (
         turn @ np.array([[1.0, 0.0, -cx], [0.0, 1.0, -cy], [0.0, 0.0, 1.0]]))
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    cols = m[0, 0] * x + m[0, 1] * y + m[0, 2]  # the input position each output pixel reads
-    rows = m[1, 0] * x + m[1, 1] * y + m[1, 2]
+    # output window: where the inverse map sends the object's box grown by 1 px (a sample outside
+    # it has four zero neighbours), plus 1 px against rounding
+    rows, cols = _box(binary, 1)
+    corners = np.array([[x, y, 1.0] for x in (cols.start - 1, cols.stop) for y in (rows.start - 1, rows.stop)])
+    mapped = corners @ np.linalg.inv(m).T
+    c0, c1 = max(int(np.floor(mapped[:, 0].min())) - 1, 0), min(int(np.ceil(mapped[:, 0].max())) + 2, w)
+    r0, r1 = max(int(np.floor(mapped[:, 1].min())) - 1, 0), min(int(np.ceil(mapped[:, 1].max())) + 2, h)
+    if r0 >= r1 or c0 >= c1:
+        return out
+    y, x = np.mgrid[r0:r1, c0:c1].astype(np.float64)
+    src_c = m[0, 0] * x + m[0, 1] * y + m[0, 2]  # the input position each output pixel reads
+    src_r = m[1, 0] * x + m[1, 1] * y + m[1, 2]
     image = binary.astype(np.float64)
 
     def pixel(r: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -207,11 +277,12 @@ def rotate(binary: np.ndarray, angle: float, centre: tuple[float, float] | None 
         values[inside] = image[r[inside].astype(np.int64), c[inside].astype(np.int64)]
         return values
 
-    r0, c0, r1, c1 = np.floor(rows), np.floor(cols), np.ceil(rows), np.ceil(cols)
-    dr, dc = rows - r0, cols - c0
-    top = (1 - dc) * pixel(r0, c0) + dc * pixel(r0, c1)
-    bottom = (1 - dc) * pixel(r1, c0) + dc * pixel(r1, c1)
-    return (1 - dr) * top + dr * bottom >= 1.0
+    fr, fc, cr, cc = np.floor(src_r), np.floor(src_c), np.ceil(src_r), np.ceil(src_c)
+    dr, dc = src_r - fr, src_c - fc
+    top = (1 - dc) * pixel(fr, fc) + dc * pixel(fr, cc)
+    bottom = (1 - dc) * pixel(cr, fc) + dc * pixel(cr, cc)
+    out[r0:r1, c0:c1] = (1 - dr) * top + dr * bottom >= 1.0
+    return out
 
 
 def shift(binary: np.ndarray, dy: int, dx: int) -> np.ndarray:

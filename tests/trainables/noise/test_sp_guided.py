@@ -130,6 +130,14 @@ def test_dilate_and_erode_equal_the_authors_functions(beta):
         np.testing.assert_array_equal(erode(m > 0, beta), authors_erode_mask(m, beta) > 0)
 
 
+def test_dilation_that_outgrows_its_box_is_redone_on_the_whole_image(monkeypatch):
+    import trainables.noise.sp_guided as sp
+
+    monkeypatch.setattr(sp, "DILATE_PAD", 0.0)  # a 2-px margin: every growth below leaves the box
+    for m in ellipses(6, seed=9):
+        np.testing.assert_array_equal(sp.dilate(m > 0, 0.7), authors_dilate_mask(m, 0.7) > 0)
+
+
 def test_affine_with_the_authors_options_equals_their_translation_search():
     masks = ellipses(12, seed=4)
     rng = np.random.default_rng(0)
