@@ -231,7 +231,8 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
     return exp_dir
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The CLI's arguments (``python -m study.run --help``)."""
     ap = argparse.ArgumentParser(prog="python -m study.run", description=__doc__.replace("``", ""),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("space", nargs="?", help="study YAML, a shipped study's name (adele, compare, paper/pu_drop30: "
@@ -263,29 +264,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="list methods, noise, datasets, archs or encoders with their parameters and defaults, "
                          "then exit (without WHAT: every list by name)")
     ap.add_argument("--version", action="version", version=f"noisyseg {version()}")
-    args = ap.parse_args(argv)
-    try:
-        from trainables.plugins import load as load_plugins
+    return ap
 
-        load_plugins(args.plugins, where="--plugin")  # before --list: plugin names are listed too
-        if args.list:
-            return list_command(args.list)
-        if args.space is None:
-            raise UserError("give a study YAML (e.g. search_spaces/adele.yaml), or --list / --version")
-        level = 0 if args.quiet else 2 if args.verbose else 1
-        terminal.configure(level)
-        os.umask(os.umask(0o022) | 0o022)  # files of the study are never group/other-writable (study.trust)
-        if args.dry_run:
-            return dry_run(args)
-        started = preflight(args)
-        if started.fresh and not args.smoke:
-            show_estimate(started.spec, experiment_dirs(started.spec)[0])
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run what was asked (--list, --dry-run, a study), and map every outcome to one line and
+    an exit status: 0 finished, 2 a user error, 130 interrupted (with the command that resumes)."""
+    args = parser().parse_args(argv)
+    try:
+        started = start(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if isinstance(started, int):  # --list or --dry-run: done
+        return started
     from .tuner import Interrupted
     try:
-        exp_dir = run_study(started.spec, address=args.address, verbose=level)
+        exp_dir = run_study(started.spec, address=args.address, verbose=started.level)
     except Interrupted as exc:
         print(f"[study] interrupted ({exc}); continue with: {resume_hint(started.spec)}", file=sys.stderr)
         return 130
@@ -298,11 +293,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def start(args: argparse.Namespace) -> "_Started | int":
+    """Everything before the study runs: plugins, --list, the terminal, --dry-run (its exit
+    status), else the pre-flight checks and the estimate (the started study)."""
+    from trainables.plugins import load as load_plugins
+
+    load_plugins(args.plugins, where="--plugin")  # before --list: plugin names are listed too
+    if args.list:
+        return list_command(args.list)
+    if args.space is None:
+        raise UserError("give a study YAML (e.g. search_spaces/adele.yaml), or --list / --version")
+    level = 0 if args.quiet else 2 if args.verbose else 1
+    terminal.configure(level)
+    os.umask(os.umask(0o022) | 0o022)  # files of the study are never group/other-writable (study.trust)
+    if args.dry_run:
+        return dry_run(args)
+    started = preflight(args)
+    started.level = level
+    if started.fresh and not args.smoke:
+        show_estimate(started.spec, experiment_dirs(started.spec)[0])
+    return started
+
+
 class _Started:
     """What main() needs after the pre-flight checks: the spec to run and the held lock."""
 
     def __init__(self, spec: StudySpec, lock: ExperimentLock, fresh: bool):
         self.spec, self.lock, self.fresh = spec, lock, fresh  # fresh: a new experiment (not resumed)
+        self.level = 1  # terminal verbosity: 0 quiet, 1 the study's lines, 2 also Ray's
 
 
 NO_ESTIMATE = "NOISYSEG_NO_ESTIMATE"  # set (to 1) to skip the calibration before a study starts
@@ -317,7 +335,11 @@ def show_estimate(spec: StudySpec, exp_dir: Path | None = None) -> None:
     from .estimate import estimate, render, write
 
     print("[study] calibrating (a few batches of each configuration) ...", flush=True)
-    est = estimate(spec)
+    try:
+        est = estimate(spec)
+    except Exception as exc:  # noqa: BLE001 - an estimate is advice: the study runs without it
+        print(f"[study] no estimate ({type(exc).__name__}: {exc}); the live ETA follows the trials", flush=True)
+        return
     for line in render(est):
         print(f"[study] {line}", flush=True)
     if exp_dir is not None and "://" not in str(exp_dir):
