@@ -128,21 +128,26 @@ def outcome(result: dict | None, metric: str, errored: bool = False) -> tuple[Tr
     return (TrialState.COMPLETE, float(value)) if finite(value) else (TrialState.FAIL, None)
 
 
-def tell(study: optuna.Study, number: int, result: dict | None, metric: str, errored: bool = False) -> None:
+def tell(study: optuna.Study, number: int, result: dict | None, metric: str, errored: bool = False,
+         reason: str | None = None) -> None:
+    """``reason``: why an errored trial failed (study.results.trial_failure), kept as its ``failure``."""
     state, value = outcome(result, metric, errored)
     try:
-        if result and result.get("diverged") and _frozen(study, number).state == TrialState.RUNNING:
+        if result and result.get("diverged"):
+            reason = f"diverged at epoch {result.get('diverged_epoch')}: {result.get('diverged_reason')}"
+        if reason and state == TrialState.FAIL and _frozen(study, number).state == TrialState.RUNNING:
             study._storage.set_trial_user_attr(  # the reason, visible in optuna-dashboard
-                study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number), "failure",
-                f"diverged at epoch {result.get('diverged_epoch')}: {result.get('diverged_reason')}")
+                study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number), "failure", reason)
         study.tell(number, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True)
     except Exception as exc:  # noqa: BLE001 - a bad value must not stop the study
         log.warning("could not record trial %s in Optuna: %s", number, exc)
 
 
-def reconcile(study: optuna.Study, ray_trials: dict[str, tuple[dict | None, bool]], metric: str) -> None:
+def reconcile(study: optuna.Study, ray_trials: dict[str, tuple[dict | None, bool]], metric: str,
+              failures: dict[str, str] | None = None) -> None:
     """Settle every Optuna trial still RUNNING after a condition's run: from the Ray trial's last
-    result (``ray_trials``: trial id -> (last result, errored)), or FAIL when Ray never knew it."""
+    result (``ray_trials``: trial id -> (last result, errored)), or FAIL when Ray never knew it
+    (``failures``: trial id -> why it failed, kept as the FAIL's ``failure`` attribute)."""
     for ft in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         result, errored = ray_trials.get(ft.user_attrs.get(RAY_ID), (None, True))
         value = (result or {}).get(metric)
@@ -150,4 +155,4 @@ def reconcile(study: optuna.Study, ray_trials: dict[str, tuple[dict | None, bool
             step = int(result.get("epoch", result.get("training_iteration", 0)))
             if step not in ft.intermediate_values:
                 study._storage.set_trial_intermediate_value(ft._trial_id, step, float(value))
-        tell(study, ft.number, result, metric, errored)
+        tell(study, ft.number, result, metric, errored, (failures or {}).get(ft.user_attrs.get(RAY_ID)))

@@ -196,7 +196,8 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
     records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
     study = optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
     _check_finished(records, spec.search.num_samples, since)
-    reconcile(study, {r["trial_id"]: (r["metrics"], r["error"]) for r in records}, spec.metric.name)
+    reconcile(study, {r["trial_id"]: (r["metrics"], r["error"]) for r in records}, spec.metric.name,
+              {r["trial_id"]: r["failure"] for r in records if r["failure"]})
     return records
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .config import TrialConfig, parse_trial, set_value
+from .errors import DiskFullError, is_disk_full
 from .paths import pid_alive as _alive
 
 IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
@@ -57,14 +58,16 @@ class TuneReporter:
     def report(self, metrics: dict, checkpoint_dir: str | None, images: dict | None = None) -> None:
         from ray import tune
 
+        # the GPU(s) Ray gave this trial (None without a GPU request): which trials shared a device
+        metrics = {**metrics, "epochs_total": self.epochs_total,
+                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
         if checkpoint_dir is None:  # diverged: the trial ends with this result (Optuna: FAIL)
-            tune.report({**metrics, "epochs_total": self.epochs_total})
+            tune.report(metrics)
             return
         if images:
             arrays = {k: np.asarray(v) for k, v in images.items()}
             np.savez(os.path.join(checkpoint_dir, IMAGES_FILE), epoch=np.asarray(metrics.get("epoch", 0)), **arrays)
-        tune.report({**metrics, "epochs_total": self.epochs_total},
-                    checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
 
 def remove_dead_scratch(root: str | None = None) -> list[str]:
@@ -91,6 +94,16 @@ def remove_dead_scratch(root: str | None = None) -> list[str]:
     return gone
 
 
+def _free(path: str) -> int | None:
+    """Free bytes of the file system of ``path`` (or of its nearest existing parent)."""
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    try:
+        return shutil.disk_usage(path or "/").free
+    except OSError:
+        return None
+
+
 def train(config: dict[str, Any], dataset: Any = None) -> None:
     """Ray Tune function trainable. ``dataset``: a pre-decoded SegData from the object store (or
     None: the trial decodes its own)."""
@@ -108,5 +121,12 @@ def train(config: dict[str, Any], dataset: Any = None) -> None:
             resume_from = checkpoint.to_directory(os.path.join(scratch, "resume"))
         fit(cfg, TuneReporter(cfg.train.epochs), dataset=dataset, resume_from=resume_from,
             images_every=int(config.get("images_every") or 0), scratch_dir=scratch)
+    except (OSError, RuntimeError) as exc:  # a full disk: one line for the trial's failure reason
+        if not is_disk_full(exc):
+            raise
+        shutil.rmtree(scratch, ignore_errors=True)  # the staged checkpoint of the failed write
+        where = getattr(exc, "filename", None)  # an OSError names its file (Ray's copy to storage)
+        folder = os.path.dirname(str(where)) if where else scratch  # torch.save's error does not
+        raise DiskFullError(folder, _free(folder)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
