@@ -73,9 +73,9 @@ class Params:
     beta: float = 0.5  # changed area / foreground area aimed at on each noisy image
     max_angle: float = 30.0  # affine: rotation angle ~ U(-max_angle, max_angle) degrees
     max_shift: int = 100  # affine: translation searched in [0, max_shift] px
-    affine_pick: Literal["closest", "last"] = "closest"
-    directions: Literal["eight", "authors"] = "eight"
-    rotation_center: Literal["image", "object"] = "image"
+    affine_pick: Literal["closest", "last"] = "closest"  # tried step nearest beta | the authors' last one
+    directions: Literal["eight", "authors"] = "eight"  # 8 distinct shifts | the authors' effective ones
+    rotation_center: Literal["image", "object"] = "image"  # the authors' image centre | the class centroid
 
     def validate(self, path: str) -> None:
         check_range(join(path, "alpha"), self.alpha, 0, 1)
