@@ -7,7 +7,7 @@
 # Stages, each under its own time limit, results and logs written under $OUT as they come (a
 # timeout still returns what was done; 7 files at most, all directly in $OUT):
 #   env.txt          GPU, driver, torch, what imports (smp from the bundle; no ray/optuna/wandb needed)
-#   throughput.json  benchmarks/throughput.py: engine vs raw loop, bf16, synthetic + CamVid 352x480
+#   throughput.json  benchmarks/throughput.py: engine vs raw loop, bf16, CamVid 352x480 (all 367 images)
 #   gpu_share.json   benchmarks/gpu_share.py: 1/2/4 trials per GPU, aggregate img/s, peak memory per trial
 #   table.json/.md   benchmarks/device_table.py: ADELE Table 1 (ce, adele, adele_global) x 3 seeds at once
 #   log.txt          every stage's output;  stages.txt: "stage exit-status seconds" per stage
@@ -69,7 +69,7 @@ if [ "$TINY" = 1 ]; then  # the CPU test: the same stages on a tiny model and 64
   LIMITS=(120 240 240 300)
 else
   SIZE="352 480"; SEEDS="0 1 2"
-  TP_ARGS=(--datasets synthetic camvid --size $SIZE --repeats 3)
+  TP_ARGS=(--datasets camvid --size $SIZE --repeats 3)
   SHARE_ARGS=(--dataset camvid --size $SIZE --counts 1 2 4 --epochs 2 --repeats 2)
   TABLE_ARGS=(--seeds $SEEDS --size $SIZE)
   LIMITS=(30 110 120 530)
