@@ -26,6 +26,9 @@ class DiskFullError(Exception):
         free = "unknown" if free_bytes is None else f"{free_bytes / 2**20:.1f} MiB"
         super().__init__(f"disk full writing the run in {folder} ({free} free); free space, then --resume")
 
+    def __reduce__(self):  # Ray hands a trial's error to the driver pickled
+        return type(self), (self.folder, self.free_bytes)
+
 
 def is_disk_full(exc: BaseException) -> bool:
     """``exc`` (or what caused it) is a failed write for lack of space: ENOSPC/EDQUOT, or torch.save's

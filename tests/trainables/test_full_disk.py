@@ -65,3 +65,14 @@ def test_full_disk_is_one_line_exit_4_and_earlier_checkpoints_intact(tmp_path, s
     assert run_cli.main(["--out", str(roomy), "--quiet", "--resume"]) == 0
     assert sorted(p.name for p in (roomy / "checkpoints").iterdir()) == ["epoch_0002", "epoch_0003", "epoch_0004"]
     assert (roomy / "summary.json").is_file()
+
+
+def test_the_error_survives_pickling() -> None:
+    """Ray hands a trial's exception to the driver pickled: it must come back as itself."""
+    import pickle
+
+    from trainables.errors import DiskFullError
+
+    exc = pickle.loads(pickle.dumps(DiskFullError("/mnt/run", 3 * 2**20)))
+    assert isinstance(exc, DiskFullError) and exc.folder == "/mnt/run" and exc.free_bytes == 3 * 2**20
+    assert str(exc) == "disk full writing the run in /mnt/run (3.0 MiB free); free space, then --resume"
