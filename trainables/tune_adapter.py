@@ -58,14 +58,16 @@ class TuneReporter:
     def report(self, metrics: dict, checkpoint_dir: str | None, images: dict | None = None) -> None:
         from ray import tune
 
+        # the GPU(s) Ray gave this trial (None without a GPU request): which trials shared a device
+        metrics = {**metrics, "epochs_total": self.epochs_total,
+                   "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
         if checkpoint_dir is None:  # diverged: the trial ends with this result (Optuna: FAIL)
-            tune.report({**metrics, "epochs_total": self.epochs_total})
+            tune.report(metrics)
             return
         if images:
             arrays = {k: np.asarray(v) for k, v in images.items()}
             np.savez(os.path.join(checkpoint_dir, IMAGES_FILE), epoch=np.asarray(metrics.get("epoch", 0)), **arrays)
-        tune.report({**metrics, "epochs_total": self.epochs_total},
-                    checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
 
 def remove_dead_scratch(root: str | None = None) -> list[str]:
