@@ -16,14 +16,17 @@ the export scores it:
   pixels (max probability >= tau, argmax != label: what ``--labels confident`` rewrites) and of
   cleanlab's flags (``filter.find_label_issues``: what ``--labels cleanlab`` rewrites);
 - the labels each mode would export: label mIoU vs clean of ``confident`` and ``cleanlab`` minus
-  that of the noisy labels.
+  that of the noisy labels, over all classes (``--all-classes``) and, as the export does by default,
+  only between background and the classes whose early-learning detector has fired by that epoch
+  (``trainables.export.ready_classes``); pixel flags likewise.
 
 Each is reported for the checkpoint each selection rule picks without clean labels: ``last``,
-``best_val`` (the validation mIoU; the val labels are the user's own), ``early_mean`` /
-``early_median`` (``trainables.export.early_learning_epoch``: ADELE's detector replayed on the run's
-training-IoU curves), ``avg_early`` (the mean of the softmax over the 5 checkpoints up to
-``early_mean``), and for reference ``oracle`` (the epoch with the best confident-label mIoU, which
-needs the clean labels).
+``best_val`` (the validation mIoU; the val labels are the user's own), ``early_mean`` (ADELE's
+detector on the mean foreground training-IoU curve) and ``early_median`` (the median of the
+classes' own trigger epochs: the export's ``--epoch early``; ``trainables.export.trigger_epochs``),
+``avg_early`` (the mean of the softmax over the 5 checkpoints up to ``early_median``), and for
+reference ``oracle`` (the epoch with the best learned-classes confident-label mIoU, which needs the
+clean labels).
 
     .venv/bin/python benchmarks/label_ranking.py --seeds 0 1 2 --out runs/labels-bench/ranking
 
@@ -91,7 +94,7 @@ def pixel_prf(flag: np.ndarray, wrong: np.ndarray) -> dict:
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "flagged": int(flag.sum())}
 
 
-def evaluate(noisy, clean, probs, tau, k, ignore, relevant, truth) -> dict:
+def evaluate(noisy, clean, probs, tau, k, ignore, relevant, truth, ready: list[int]) -> dict:
     import torch
 
     from trainables.label_issues import Predictions, confident_labels, flagged_labels, rank_label_issues
@@ -111,12 +114,17 @@ def evaluate(noisy, clean, probs, tau, k, ignore, relevant, truth) -> dict:
                               "spearman": float(rho)}
     valid = (noisy != ignore) & (clean != ignore)
     wrong = (noisy != clean) & valid
-    out["pixel"]["confident disagreement"] = pixel_prf(preds.confident & (preds.argmax != noisy) & valid, wrong)
+    gate = np.isin(noisy, ready) & np.isin(preds.argmax, ready)  # the export's default: learned classes only
+    conf_flag = preds.confident & (preds.argmax != noisy) & valid
+    out["pixel"]["confident disagreement"] = pixel_prf(conf_flag, wrong)
     out["pixel"]["cleanlab flags"] = pixel_prf(issues.flags & valid, wrong)
+    out["pixel"]["confident, learned classes"] = pixel_prf(conf_flag & gate, wrong)
+    out["pixel"]["cleanlab, learned classes"] = pixel_prf(issues.flags & valid & gate, wrong)
     t_clean = torch.from_numpy(clean)
     base = label_miou(torch.from_numpy(noisy), t_clean, k, ignore)
-    for mode, labels in (("confident", confident_labels(noisy, preds, ignore)),
-                         ("cleanlab", flagged_labels(noisy, issues.flags, preds.argmax, ignore))):
+    conf, flagged = confident_labels(noisy, preds, ignore), flagged_labels(noisy, issues.flags, preds.argmax, ignore)
+    for mode, labels in (("confident", conf), ("cleanlab", flagged), ("confident, learned classes", np.where(gate, conf, noisy)),
+                         ("cleanlab, learned classes", np.where(gate, flagged, noisy))):
         out["labels"][mode] = label_miou(torch.from_numpy(labels), t_clean, k, ignore) - base
     out["labels"]["noisy"] = base
     return out
@@ -129,7 +137,7 @@ def one_seed(seed: int, out: Path, overrides: list[str], tau: float, top_frac: f
     from trainables.checkpoint import load_checkpoint
     from trainables.config import load_trial_config
     from trainables.engine import prepare_data
-    from trainables.export import early_learning_epoch, predict
+    from trainables.export import early_learning_epoch, predict, ready_classes
     from trainables.label_issues import average_precision as ap_
 
     cfg = load_trial_config(REPO / CONFIG, ["method.name=ce", f"seed={seed}", "train.threads=1", *overrides])
@@ -158,18 +166,20 @@ def one_seed(seed: int, out: Path, overrides: list[str], tau: float, top_frac: f
         state = load_checkpoint(run / "checkpoints" / f"epoch_{e:04d}")
         probs = predict(cfg, state["model"], images, tau, k, "cpu").probs
         probs_by_epoch[e] = probs.astype(np.float16)  # for the averaged rule
-        per_epoch[e] = evaluate(noisy, clean, probs, tau, k, ignore, relevant, truth)
+        per_epoch[e] = evaluate(noisy, clean, probs, tau, k, ignore, relevant, truth,
+                                ready_classes(rows[:e], td.class_names, e))
     epochs = sorted(per_epoch)
     val = {int(r["epoch"]): r.get("val_miou") for r in rows if r.get("val_miou") is not None}
     early_mean = early_learning_epoch(rows, td.class_names, pool="mean")
     early_median = early_learning_epoch(rows, td.class_names, pool="median")
     chosen = {"last": epochs[-1], "best_val": max(val, key=lambda e: (val[e], -e)),
               "early_mean": early_mean or epochs[-1], "early_median": early_median or epochs[-1],
-              "oracle": max(epochs, key=lambda e: (per_epoch[e]["labels"]["confident"], -e))}
+              "oracle": max(epochs, key=lambda e: (per_epoch[e]["labels"]["confident, learned classes"], -e))}
     results = {rule: per_epoch[e] for rule, e in chosen.items()}
-    window = [e for e in epochs if chosen["early_mean"] - AVG_WINDOW < e <= chosen["early_mean"]]
+    window = [e for e in epochs if chosen["early_median"] - AVG_WINDOW < e <= chosen["early_median"]]
     avg = np.mean([probs_by_epoch[e].astype(np.float32) for e in window], axis=0)
-    results["avg_early"] = evaluate(noisy, clean, avg, tau, k, ignore, relevant, truth)
+    results["avg_early"] = evaluate(noisy, clean, avg, tau, k, ignore, relevant, truth,
+                                    ready_classes(rows, td.class_names, chosen["early_median"]))
     chosen["avg_early"] = f"{window[0]}-{window[-1]}"
     return {"seed": seed, "chosen": chosen, "early_fired": {"mean": early_mean, "median": early_median},
             "results": results, "random": random, "per_epoch": per_epoch,
@@ -199,14 +209,19 @@ def tables(per_seed: list[dict], tau: float) -> str:
         rand = [r["random"] for r in per_seed]
         cells.append(f"{ms([x['ap'] for x in rand])} / {ms([x['p@10'] for x in rand])}")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")
-    pix = ("confident disagreement", "cleanlab flags")
+    pix = ("confident disagreement", "cleanlab flags", "confident, learned classes", "cleanlab, learned classes")
     lines += ["", f"Pixel level vs the truly wrong pixels: precision / recall / F1 (confident: max probability >= {tau})",
-              "", "| checkpoint | " + " | ".join(pix) + " | label mIoU Δ confident | label mIoU Δ cleanlab |",
-              "|---|---|---|---|---|"]
+              "", "| checkpoint | " + " | ".join(pix) + " |", "|---" * (len(pix) + 1) + "|"]
     for rule in RULES:
         cells = [" / ".join(ms([r["results"][rule]["pixel"][p][key] for r in per_seed]) for key in
                             ("precision", "recall", "f1")) for p in pix]
-        for mode in ("confident", "cleanlab"):
+        lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    modes = ("confident", "cleanlab", "confident, learned classes", "cleanlab, learned classes")
+    lines += ["", "Label mIoU of the labels each mode would export minus the noisy labels' (points; seeds above 0)", "",
+              "| checkpoint | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
+    for rule in RULES:
+        cells = []
+        for mode in modes:
             d = [r["results"][rule]["labels"][mode] for r in per_seed]
             cells.append(f"{ms(d, 100, 1)} ({sum(x > 0 for x in d)}/{len(d)} > 0)")
         lines.append(f"| {rule} | " + " | ".join(cells) + " |")

@@ -371,7 +371,9 @@ def _markdown(spec: StudySpec, verdict_md: list[str], replication_md: list[str],
              "| condition | configuration | n | class learned at epoch | IoU_el peak: epoch (value) | "
              "last IoU_el / IoU_m | last label mIoU |", "|---|---|---|---|---|---|---|", *premise_md, "",
              "## Search", "", "| condition | trials | Optuna states | best | parameters |", "|---|---|---|---|---|",
-             *search_lines, "", "## Figures", ""]
+             *search_lines, "", f"Better labels from a condition's best search trial (the trial of `best_<condition>.yaml`): "
+             f"`python -m trainables.export <storage>/{spec.name} --condition <condition> --out DIR` (README, export).",
+             "", "## Figures", ""]
     lines += [f"![{f}](figures/{f})" for f in figs]
     return "\n".join(lines) + "\n"
 

@@ -81,37 +81,50 @@ def predict(cfg, model_state: dict, images: np.ndarray, tau: float, num_classes:
 
 # -- which epoch: the early-learning estimate from the run's own training curves ---------------------
 
-def early_learning_epoch(rows: list[dict], class_names: list[str], *, pool: str = "mean", r: float = 0.9,
-                         jump: float = 0.1, min_points: int = 3) -> int | None:
-    """The 1-based epoch at which ADELE's early-learning detector (``methods._early_learning``: learning
-    start by a ``jump`` in one epoch, the fit f(t) = a (1 - exp(-b t^c)), trigger when f' has fallen by
-    ``r``), replayed epoch by epoch on the run's ``train_iou/<class>`` curves (its predictions vs the
-    labels it trained on: no clean labels), first fires. ``pool``: ``mean`` tests the mean foreground
-    curve (ADELE's one trigger for all), ``median`` takes the median of the foreground classes'
-    own trigger epochs (classes that never trigger are left out). None when nothing fires."""
+def _first_trigger(curve: np.ndarray, epochs: list[int], r: float, jump: float, min_points: int) -> int | None:
     from .methods._early_learning import learning_start, trigger_test
 
+    for e in range(len(curve)):
+        seg = curve[: e + 1]
+        if trigger_test(seg, learning_start(seg, "jump", jump), r, len(curve), min_points=min_points).triggered:
+            return epochs[e]
+    return None
+
+
+def trigger_epochs(rows: list[dict], class_names: list[str], *, r: float = 0.9, jump: float = 0.1,
+                   min_points: int = 3) -> dict:
+    """ADELE's early-learning detector (``methods._early_learning``: learning start by a ``jump`` in
+    one epoch, the fit f(t) = a (1 - exp(-b t^c)), trigger when f' has fallen by ``r``) replayed
+    epoch by epoch on the run's ``train_iou/<class>`` curves (its predictions vs the labels it
+    trained on: no clean labels). Returns ``{"mean": epoch, "classes": {class id: epoch}}`` with
+    the 1-based epoch at which the mean foreground curve (ADELE's one trigger for all) and each
+    foreground class first fire (None: never)."""
     y = np.array([[row.get(f"train_iou/{c}") for c in class_names] for row in rows], dtype=np.float64)
     y = np.nan_to_num(y, nan=0.0)
     epochs = [int(row["epoch"]) for row in rows]
-    horizon = len(rows)
     fg = y[:, 1:]
-    if pool == "mean":
-        curves = [fg.mean(axis=1)]
-    elif pool == "median":
-        curves = [fg[:, j] for j in range(fg.shape[1])]
-    else:
+    return {"mean": _first_trigger(fg.mean(axis=1), epochs, r, jump, min_points),
+            "classes": {c: _first_trigger(y[:, c], epochs, r, jump, min_points) for c in range(1, y.shape[1])}}
+
+
+def early_learning_epoch(rows: list[dict], class_names: list[str], *, pool: str = "mean", **kwargs) -> int | None:
+    """The early-learning epoch of :func:`trigger_epochs`: ``pool`` ``mean``: when the mean foreground
+    curve fires; ``median``: the median of the classes' own trigger epochs (classes that never fire
+    left out). None when nothing fires."""
+    if pool not in ("mean", "median"):
         raise ValueError(f"pool: got {pool!r}; allowed: mean, median")
-    fired = []
-    for curve in curves:
-        for e in range(len(curve)):
-            seg = curve[: e + 1]
-            if trigger_test(seg, learning_start(seg, "jump", jump), r, horizon, min_points=min_points).triggered:
-                fired.append(epochs[e])
-                break
-    if not fired:
-        return None
-    return int(np.median(fired)) if pool == "median" else fired[0]
+    fired = trigger_epochs(rows, class_names, **kwargs)
+    if pool == "mean":
+        return fired["mean"]
+    own = [e for e in fired["classes"].values() if e is not None]
+    return int(np.median(own)) if own else None
+
+
+def ready_classes(rows: list[dict], class_names: list[str], epoch: int) -> list[int]:
+    """Class 0 (background) and the foreground classes whose own detector has fired by ``epoch``:
+    the classes the model has learned and is about to memorise (ADELE corrects exactly these)."""
+    fired = trigger_epochs(rows, class_names)["classes"]
+    return [0] + [c for c, e in fired.items() if e is not None and e <= epoch]
 
 
 EPOCH_RULES = ("last", "early", "best_val")
@@ -120,7 +133,8 @@ DEFAULT_EPOCH = "last"
 
 def choose_epoch(rule: str, rows: list[dict], class_names: list[str]) -> int:
     """The epoch (1-based) ``rule`` picks from the run's reported metrics ``rows``: ``last``;
-    ``early``: :func:`early_learning_epoch` (the last epoch when the detector never fires);
+    ``early``: :func:`early_learning_epoch` with ``pool="median"`` (the median of the foreground
+    classes' trigger epochs; the last epoch when no class fires);
     ``best_val``: the best ``val_miou`` (earliest on ties); or a number."""
     if not rows:
         raise UserError("--epoch: the run reported no metrics (no metrics.jsonl / result.json beside the checkpoint)")
@@ -128,7 +142,7 @@ def choose_epoch(rule: str, rows: list[dict], class_names: list[str]) -> int:
     if rule == "last":
         return epochs[-1]
     if rule == "early":
-        return early_learning_epoch(rows, class_names) or epochs[-1]
+        return early_learning_epoch(rows, class_names, pool="median") or epochs[-1]
     if rule == "best_val":
         val = [(r["val_miou"], -int(r["epoch"])) for r in rows if r.get("val_miou") is not None]
         if not val:
@@ -158,7 +172,7 @@ def replay(cfg, data, epoch: int) -> dict:
 
 def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, tau: float = 0.7, top_k: int = 16,
                device: str = "auto", threads: int | None = None, rank_by: str = DEFAULT_RANK_BY,
-               cleanlab_jobs: int = 1, epoch_rule: str = DEFAULT_EPOCH) -> dict:
+               cleanlab_jobs: int = 1, epoch_rule: str = DEFAULT_EPOCH, all_classes: bool = False) -> dict:
     """Build the export of ``source`` in a temporary folder beside ``out``, then rename it to ``out``.
     Returns the contents of export.json."""
     import torch
@@ -236,6 +250,16 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
         exported = flagged_labels(run_labels, issues.flags, preds.argmax, ignore)
     else:
         exported = run_labels
+    ready = list(range(k))
+    if labels_mode != "run" and not all_classes:
+        # only between classes the model has learned by this epoch (the detector on its own curves):
+        # a class not yet learned would be overwritten by confident wrong predictions
+        rows = source.history()
+        used = state.get("epoch", metrics.get("epoch"))
+        if rows and used is not None:
+            ready = ready_classes([r for r in rows if int(r["epoch"]) <= used] or rows, td.class_names, int(used))
+        keep = ~(np.isin(run_labels, ready) & np.isin(exported, ready))
+        exported = np.where(keep, run_labels, exported)
 
     # per-image columns only the export knows: what the run / the export changed, injected noise
     n = len(original)
@@ -283,6 +307,7 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
         summary = {
             "source": source.description, "checkpoint": str(checkpoint.absolute()),
             "epoch_rule": epoch_rule, "epoch": state.get("epoch", metrics.get("epoch")), "replayed": replayed,
+            "classes_changed": [td.class_names[c] for c in ready] if labels_mode != "run" else [],
             "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau, "rank_by": rank_by,
             "pixels_flagged_by_cleanlab": int(issues.flags.sum()),
             "images": {s: len(sp.names) for s, sp in splits.items()},
@@ -329,6 +354,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "cleanlab_issues (cleanlab's num_pixel_issues), cleanlab_softmin, iou "
                          f"(default {DEFAULT_RANK_BY})")
     ap.add_argument("--cleanlab-jobs", type=int, default=1, help="cleanlab's processes (default 1)")
+    ap.add_argument("--all-classes", action="store_true",
+                    help="--labels confident/cleanlab: change pixels of every class; default: only between "
+                         "background and the classes whose early-learning detector has fired by the epoch used")
     ap.add_argument("--epoch", default=DEFAULT_EPOCH,
                     help="which model judges the labels: last (the checkpoint as given), early (where ADELE's "
                          "early-learning detector, replayed on the run's training-IoU curves, fires), best_val, "
@@ -347,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         source = resolve_source(args.run_dir, args.condition, args.seed, args.replica)
         summary = export_run(source, args.out, labels_mode=args.labels, tau=args.tau, top_k=args.top_k,
                              device=args.device, threads=args.threads, rank_by=args.rank_by,
-                             cleanlab_jobs=args.cleanlab_jobs, epoch_rule=args.epoch)
+                             cleanlab_jobs=args.cleanlab_jobs, epoch_rule=args.epoch, all_classes=args.all_classes)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

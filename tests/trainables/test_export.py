@@ -118,7 +118,7 @@ def test_round_trip_through_the_folder_loader(adele_run, tmp_path):
 
 def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
     out = tmp_path / "exp"
-    assert export(ce_run, "--out", out, "--labels", "confident", "--tau", "0.5", "--top-k", "3") == 0
+    assert export(ce_run, "--out", out, "--labels", "confident", "--tau", "0.5", "--top-k", "3", "--all-classes") == 0
     state = last_state(ce_run)
     cfg = load_trial_config(ce_run / "config.yaml")
     td = prepare_data(cfg)
@@ -143,7 +143,7 @@ def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
     # --labels cleanlab: cleanlab's flagged pixels (confident learning on the same probabilities) take
     # the model's class; --rank-by cleanlab_issues orders by cleanlab's num_pixel_issues score
     out2 = tmp_path / "exp-cleanlab"
-    assert export(ce_run, "--out", out2, "--labels", "cleanlab", "--rank-by", "cleanlab_issues") == 0
+    assert export(ce_run, "--out", out2, "--labels", "cleanlab", "--rank-by", "cleanlab_issues", "--all-classes") == 0
     flags = cleanlab_issues(final.numpy(), probs.numpy()).flags
     expected2 = np.where(flags, pred.numpy(), final.numpy())
     got2 = reload(out2).train.masks
@@ -156,6 +156,16 @@ def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
     assert summary2["labels"] == "cleanlab" and summary2["rank_by"] == "cleanlab_issues"
     assert summary2["pixels_flagged_by_cleanlab"] == int(flags.sum())
     assert summary2["pixels_changed_by_export"] == int((got2 != final.numpy()).sum())
+
+    # by default only pixels between background and the classes the detector says are learned change
+    out3 = tmp_path / "exp-gated"
+    assert export(ce_run, "--out", out3, "--labels", "confident", "--tau", "0.5") == 0
+    summary3 = json.loads((out3 / "export.json").read_text())
+    rows = [json.loads(line) for line in (ce_run / "metrics.jsonl").read_text().splitlines()]
+    ready = export_mod.ready_classes(rows, reload(out3).class_names, 3)
+    assert summary3["classes_changed"] == [reload(out3).class_names[c] for c in ready]
+    both = np.isin(final.numpy(), ready) & np.isin(expected, ready)
+    assert np.mean(reload(out3).train.masks == np.where(both, expected, final.numpy())) > 0.999
 
 
 def test_checkpoint_folder_and_its_labels(adele_run, tmp_path):
@@ -354,6 +364,7 @@ def test_study_best_trial_and_replicate(tmp_path):
     trial_dir = Path(summary["checkpoint"]).parent
     assert trial_dir.parent == exp / "rate-1.0"
     best_yaml = load_trial_config(exp / "report" / "best_rate-1.0.yaml")
+    assert f"python -m trainables.export <storage>/tiny --condition <condition>" in (exp / "report" / "report.md").read_text()
     params = json.loads((trial_dir / "params.json").read_text())
     assert params["train.lr"] == best_yaml.train.lr
     finals = {}
