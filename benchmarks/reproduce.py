@@ -93,10 +93,11 @@ def run_with_study(path: Path, spec, sets: list[str]) -> bool:
 
 def run_local(spec, workers: int) -> bool:
     """The study's replicates as single-trial CLI processes (no Ray): each writes its metrics into
-    ``<experiment>/<condition>-final/trial_<label>_s<seed>/`` as Ray would (params.json, result.json)."""
+    ``<experiment>/<condition>-final/trial_<label>_s<seed>/`` as Ray would (study.results.write_trial)."""
     import yaml
 
     from study.replication import replicas, top_configs
+    from study.results import final_dir, mark_done, read_results, write_trial
     from study.spec import condition_slug, with_condition
     from trainables.tune_adapter import with_values
 
@@ -109,7 +110,7 @@ def run_local(spec, workers: int) -> bool:
         slug = condition_slug(condition)
         base = with_condition(spec, condition)
         for rep in replicas(spec, top_configs(spec, [])):
-            tdir = exp_dir / f"{slug}-final" / f"trial_{rep['label']}_s{rep['seed']}"
+            tdir = final_dir(exp_dir, slug) / f"trial_{rep['label']}_s{rep['seed']}"
             jobs.append((tdir, base, rep))
 
     def one(job) -> bool:
@@ -117,27 +118,21 @@ def run_local(spec, workers: int) -> bool:
         if (tdir / "run" / "summary.json").exists():
             return True
         tdir.mkdir(parents=True, exist_ok=True)
-        (tdir / "params.json").write_text(json.dumps({"trial": base, "replica": rep}, default=str))
+        write_trial(tdir, {"trial": base, "replica": rep}, [])
         (tdir / "trial.yaml").write_text(yaml.safe_dump(with_values(base, rep["overrides"]), sort_keys=False))
         cmd = [sys.executable, "-m", "trainables.run", str(tdir / "trial.yaml"), "--out", str(tdir / "run"), "--quiet"]
         if (tdir / "run" / "config.yaml").exists():
             cmd.append("--resume")
         ok = subprocess.run(cmd, cwd=REPO).returncode == 0
-        metrics = tdir / "run" / "metrics.jsonl"
-        if metrics.exists():
-            rows = [json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip()]
-            (tdir / "result.json").write_text("".join(json.dumps({**r, "trial_id": tdir.name}) + "\n" for r in rows))
-        if not ok:
-            (tdir / "error.txt").write_text(f"trainables.run exited with an error; see {tdir / 'run'}\n")
+        write_trial(tdir, {"trial": base, "replica": rep}, read_results(tdir / "run" / "metrics.jsonl"),
+                    error=None if ok else f"trainables.run exited with an error; see {tdir / 'run'}")
         return ok
 
     with ThreadPoolExecutor(workers) as pool:
         done = list(pool.map(one, jobs))
     if all(done):
         for condition in spec.condition_list():
-            marker = exp_dir / "done" / condition_slug(condition)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(json.dumps({"condition": condition, "local": True}) + "\n")
+            mark_done(exp_dir, condition, [], [], condition_slug(condition), local=True)
     return all(done)
 
 
@@ -175,11 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from study.results import done_marker
+
     failed = []
     if not args.tables_only:
         for stem, dataset, sets, spec in studies:
             exp_dir = Path(spec.storage.path) / spec.name
-            if all((exp_dir / "done" / s).exists() for s in map(_slug, spec.condition_list())) \
+            if all(done_marker(exp_dir, s).exists() for s in map(_slug, spec.condition_list())) \
                     and (exp_dir / "report" / "report.md").exists():
                 print(f"[reproduce] {spec.name}: finished, kept", flush=True)
                 continue

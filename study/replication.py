@@ -7,18 +7,16 @@ from .spec import StudySpec
 from .spec import baseline_overrides
 
 
-def top_configs(spec: StudySpec, records: list[dict]) -> list[dict]:
+def top_configs(spec: StudySpec, records: list[TrialRecord]) -> list[dict]:
     """The ``final.top_k`` best full-budget trials' searched values (dotted keys), ranked by the
     study's metric (a validation number: spec_checks refuses test scores) with the report's rule
     (:func:`study.results.best_trials`: the report's ``best_<condition>.yaml`` is ``tuned``).
-    ``records``: the tuner's (trial id, config, ``metrics``: last result, ``failure``). Without a
+    ``records``: the search's trials (the tuner's, or :func:`study.results.read_trials`). Without a
     search (``num_samples: 0``): the trial as configured."""
     if spec.search.num_samples == 0:
         return [{"trial_id": None, "params": {}}]
-    trials = [TrialRecord(trial_id=r["trial_id"], config=r["config"] or {}, last=r["metrics"] or {},
-                          failure=r.get("failure")) for r in records]
     return [{"trial_id": t.trial_id, "params": t.params}
-            for t in best_trials(trials, spec.metric.name, spec.metric.mode, spec.final.top_k)]
+            for t in best_trials(records, spec.metric.name, spec.metric.mode, spec.final.top_k)]
 
 
 def replicas(spec: StudySpec, top: list[dict]) -> list[dict]:

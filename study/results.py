@@ -119,6 +119,12 @@ class TrialRecord:
     last: dict = field(default_factory=dict)
     failure: str | None = None
     dir: Path | None = None
+    status: str | None = None  # Ray's trial status (TERMINATED, ERROR, ...) where Ray gave it
+
+    def slim(self) -> dict:
+        """What a condition's done marker keeps of the trial."""
+        return {"trial_id": self.trial_id, "config": self.config, "metrics": self.last, "status": self.status,
+                "failure": self.failure}
 
     @property
     def params(self) -> dict:
@@ -153,6 +159,47 @@ def read_trials(ray_dir: str | Path) -> list[TrialRecord]:
         t = read_trial(params.parent)
         seen[t.trial_id] = t
     return list(seen.values())
+
+
+# -- the folder layout -------------------------------------------------------------------------------
+# <experiment>/study.yaml, <condition>/ (the search's Ray trials), <condition>-final/ (the replicates),
+# done/<condition> (the condition finished: its trials, slim), report/.
+
+DONE_DIR = "done"
+
+
+def search_dir(exp_dir: str | Path, slug: str) -> Path:
+    return Path(exp_dir) / slug
+
+
+def final_dir(exp_dir: str | Path, slug: str) -> Path:
+    return Path(exp_dir) / f"{slug}-final"
+
+
+def done_marker(exp_dir: str | Path, slug: str) -> Path:
+    """The file that says condition ``slug`` finished (it is skipped on resume)."""
+    return Path(exp_dir) / DONE_DIR / slug
+
+
+def mark_done(exp_dir: str | Path, condition: dict, search: list[TrialRecord], final: list[TrialRecord],
+              slug: str, **extra: Any) -> Path:
+    """Write the done marker of a finished condition (its trials, slim)."""
+    marker = done_marker(exp_dir, slug)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"condition": condition, "search": [t.slim() for t in search],
+                                  "final": [t.slim() for t in final], **extra}, default=str) + "\n")
+    return marker
+
+
+def write_trial(tdir: str | Path, config: dict, rows: list[dict], error: str | None = None) -> None:
+    """A trial folder as Ray writes it (``params.json``, ``result.json`` one row per epoch with the
+    trial id, ``error.txt``), for trials run without Ray (benchmarks/reproduce.py's local executor)."""
+    tdir = Path(tdir)
+    tdir.mkdir(parents=True, exist_ok=True)
+    (tdir / PARAMS_FILE).write_text(json.dumps(config, default=str))
+    (tdir / RESULTS_FILE).write_text("".join(json.dumps({**r, "trial_id": tdir.name}) + "\n" for r in rows))
+    if error:
+        (tdir / ERROR_FILE).write_text(error.rstrip("\n") + "\n")
 
 
 # -- the rules ---------------------------------------------------------------------------------------

@@ -198,7 +198,8 @@ def init_ray(address: str | None, plugins: list[str] | None = None) -> None:
 def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) -> Path:
     from .parallel import conditions_at_once, run_side_by_side
     from .report import write_report
-    from .tuner import done_marker, run_condition, search_concurrency
+    from .results import done_marker
+    from .tuner import run_condition, search_concurrency
 
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # experiment state: at most 5 s old
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -27,12 +27,11 @@ from ray.tune.search import ConcurrencyLimiter
 from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
-from .failures import trial_failure
 from .preflight import trial_slots
 from .estimate import priors as estimate_priors
 from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
-from .results import is_full_budget
+from .results import TrialRecord, done_marker, is_full_budget, mark_done, trial_failure
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
@@ -130,12 +129,12 @@ def _fit(path: str, trainable, make_tuner, param_space: dict) -> tune.ResultGrid
     return tuner.fit()
 
 
-def _records(grid: tune.ResultGrid) -> list[dict]:
-    """trial id, config, last result, errored, folder: one record per Ray trial."""
+def _records(grid: tune.ResultGrid) -> list[TrialRecord]:
+    """One record per Ray trial (study.results.TrialRecord: id, config, last result, failure, Ray's status)."""
     trials = grid._experiment_analysis.trials  # Trial objects keep the id even without a result
-    return [{"trial_id": t.trial_id, "config": t.config, "metrics": dict(t.last_result or {}),
-             "error": t.status == "ERROR", "status": t.status, "path": t.path,
-             "failure": trial_failure(Path(t.local_path), dict(t.last_result or {})) if t.local_path else None}
+    return [TrialRecord(trial_id=t.trial_id, config=t.config or {}, last=dict(t.last_result or {}),
+                        failure=trial_failure(Path(t.local_path), dict(t.last_result or {})) if t.local_path else None,
+                        dir=Path(t.local_path) if t.local_path else None, status=t.status)
             for t in trials]
 
 
@@ -143,16 +142,16 @@ class Interrupted(Exception):
     """The Ray experiment stopped before all its trials finished (Ctrl-C, driver signal)."""
 
 
-def _check_finished(records: list[dict], expected: int, since: float) -> None:
+def _check_finished(records: list[TrialRecord], expected: int, since: float) -> None:
     """Raise Interrupted unless every expected trial ended. After an interrupt Ray marks the running
     trials TERMINATED like the finished ones; those count as unfinished: they reported during this
     fit (``since``) and ended neither ``done`` (Ray's mark of a trial that ended by itself or by the
     scheduler; it is not in the experiment state on disk) nor at their full budget."""
-    def unfinished(r: dict) -> bool:
-        m = r["metrics"]
-        if r["status"] == "ERROR":
+    def unfinished(r: TrialRecord) -> bool:
+        m = r.last
+        if r.status == "ERROR":
             return False
-        if r["status"] != "TERMINATED":
+        if r.status != "TERMINATED":
             return True
         fresh = m.get("timestamp", 0) >= since
         return fresh and not m.get("done") and not is_full_budget(m)
@@ -196,13 +195,13 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
     records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
     study = optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
     _check_finished(records, spec.search.num_samples, since)
-    reconcile(study, {r["trial_id"]: (r["metrics"], r["error"]) for r in records}, spec.metric.name,
-              {r["trial_id"]: r["failure"] for r in records if r["failure"]})
+    reconcile(study, {r.trial_id: (r.last, r.status == "ERROR") for r in records}, spec.metric.name,
+              {r.trial_id: r.failure for r in records if r.failure})
     return records
 
 
-def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, records: list[dict], *,
-              verbose: int = 1) -> list[dict]:
+def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, records: list[TrialRecord], *,
+              verbose: int = 1) -> list[TrialRecord]:
     """Re-run the top configurations and the baselines with every seed of ``final.seeds``."""
     grid = replicas(spec, top_configs(spec, records))
     if not grid:
@@ -230,10 +229,6 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
     return final
 
 
-def done_marker(exp_dir: Path, slug: str) -> Path:
-    return exp_dir / "done" / slug
-
-
 def run_condition(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *, verbose: int = 1) -> bool:
     """Search then replicate one condition; skipped (returns False) when already finished."""
     slug = condition_slug(condition)
@@ -242,8 +237,5 @@ def run_condition(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict
         return False
     records = run_search(spec, exp_dir, ray_root, condition, verbose=verbose)
     final = run_final(spec, exp_dir, ray_root, condition, records, verbose=verbose)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    slim = lambda rs: [{k: r[k] for k in ("trial_id", "config", "metrics", "status", "failure")} for r in rs]  # noqa: E731
-    marker.write_text(json.dumps({"condition": condition, "search": slim(records), "final": slim(final)},
-                                 default=str) + "\n")
+    mark_done(exp_dir, condition, records, final, slug)
     return True

@@ -92,3 +92,26 @@ def test_replica_labels():
     assert replica_of({"replica": {"label": "ce", "seed": 1}})["label"] == "ce"
     assert replica_of({"replica": {"rank": 2, "seed": 1}}) == {"rank": 2, "seed": 1, "label": "tuned#2"}
     assert replica_of({})["label"] == "tuned"
+
+
+def test_the_folder_layout_and_a_trial_written_without_ray(tmp_path) -> None:
+    """benchmarks/reproduce.py's Ray-free executor writes trials through study.results, and they read
+    back as Ray's do; a condition's done marker keeps its trials slim."""
+    from study.results import (done_marker, final_dir, mark_done, read_trials, search_dir, write_trial)
+
+    exp = tmp_path / "exp"
+    assert search_dir(exp, "rate-1.0") == exp / "rate-1.0" and final_dir(exp, "rate-1.0") == exp / "rate-1.0-final"
+    rows = [{"epoch": 1, "epochs_total": 2, "best_val_miou": 0.4}, {"epoch": 2, "epochs_total": 2, "best_val_miou": 0.5}]
+    write_trial(final_dir(exp, "rate-1.0") / "trial_ce_s1", {"trial": {}, "replica": {"label": "ce", "seed": 1}}, rows)
+    write_trial(final_dir(exp, "rate-1.0") / "trial_ce_s2", {"trial": {}, "replica": {"label": "ce", "seed": 2}},
+                rows[:1], error="trainables.run exited with an error")
+    ok, bad = read_trials(final_dir(exp, "rate-1.0"))
+    assert ok.trial_id == "trial_ce_s1" and ok.full_budget and ok.failure is None and ok.replica["label"] == "ce"
+    assert [r["epoch"] for r in ok.history] == [1, 2]
+    assert bad.failure == "failed: trainables.run exited with an error" and not bad.full_budget
+    marker = mark_done(exp, {"noise.0.rate": 1.0}, [], [ok, bad], "rate-1.0", local=True)
+    assert marker == done_marker(exp, "rate-1.0") == exp / "done" / "rate-1.0"
+    data = json.loads(marker.read_text())
+    assert data["local"] is True and data["condition"] == {"noise.0.rate": 1.0} and data["search"] == []
+    assert [t["trial_id"] for t in data["final"]] == ["trial_ce_s1", "trial_ce_s2"]
+    assert data["final"][1]["failure"].startswith("failed: ") and data["final"][0]["metrics"]["epoch"] == 2
