@@ -12,12 +12,17 @@
 #   table.json/.md   benchmarks/device_table.py: ADELE Table 1 (ce, adele, adele_global) x 3 seeds at once
 #   log.txt          every stage's output;  stages.txt: "stage exit-status seconds" per stage
 #
+# Run from the working tree (the call's copy, with device_bundle/ carried) or as
+# device_bundle/src/benchmarks/device_run.sh; the code run is the tree the script is in, the bundle
+# gives smp (timm), and CamVid.
 # Environment: OUT (default ./device_out), BUNDLE (default ./device_bundle), PYTHON (default python3),
 # DEVICE (default cuda), BUDGET_S (default 530: the whole run), TINY=1 (the CPU test: tiny sizes,
 # 1 seed, 1 epoch; tests/benchmarks/test_device_run.py).
 set -u
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-BUNDLE=${BUNDLE:-$REPO/device_bundle}
+REPO=$(cd "$(dirname "$0")/.." && pwd)  # the project this script is in: the working tree, or a bundle's src/
+DEFAULT_BUNDLE=$REPO/device_bundle
+[ -d "$REPO/../site/segmentation_models_pytorch" ] && DEFAULT_BUNDLE=$(cd "$REPO/.." && pwd)
+BUNDLE=${BUNDLE:-$DEFAULT_BUNDLE}
 OUT=${OUT:-$REPO/device_out}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
@@ -29,8 +34,7 @@ LOG=$OUT/log.txt
 : >"$LOG"
 : >"$OUT/stages.txt"
 
-SRC=$REPO
-[ -d "$BUNDLE/src/trainables" ] && SRC=$BUNDLE/src
+SRC=$REPO  # the code that travelled with the call (the bundle's src/ is a snapshot for use elsewhere)
 CAMVID=$BUNDLE/data/camvid
 export PYTHONPATH="$BUNDLE/site:$SRC"
 if ! "$PY" -c "import timm" >/dev/null 2>&1; then  # the machine's own timm first; the bundle's if none
