@@ -21,14 +21,17 @@ LIVE = True  # redraw a summary line in place on a terminal (off when conditions
 
 _RAY_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.util", "ray.data")
 _TUNE_CONTROLLER = "ray.tune.execution.tune_controller"  # logs "Trial task failed" (logger filters do not propagate)
+_TUNE_RUN = "ray.tune.tune"  # logs "Trials did not complete: [train_...]" after a fit with failed trials
+_FILTERED = (_TUNE_CONTROLLER, _TUNE_RUN)
 
 
 class _DropTrialTraceback(logging.Filter):
-    """Tune logs each failed trial's traceback; the study prints one line with the error and the
-    trial's error.txt instead (the traceback stays in that file; ``--verbose`` prints it too)."""
+    """Tune logs each failed trial's traceback, and the failed trials' ids again at the end; the study
+    prints one line per failed trial with its reason instead (the traceback stays in the trial's
+    error.txt; ``--verbose`` prints both)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Trial task failed for trial")
+        return not str(record.msg).startswith(("Trial task failed for trial", "Trials did not complete"))
 
 
 _FILTER = _DropTrialTraceback()
@@ -39,7 +42,8 @@ def configure(level: int = 1, live: bool = True) -> None:
     global LEVEL, LIVE
     LEVEL, LIVE = level, live and level == 1
     if level >= 2:
-        logging.getLogger(_TUNE_CONTROLLER).removeFilter(_FILTER)
+        for name in _FILTERED:
+            logging.getLogger(name).removeFilter(_FILTER)
         return
     # W&B in the logging actors: no per-run banners and summaries, no console capture
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -59,7 +63,8 @@ def configure(level: int = 1, live: bool = True) -> None:
 
     for name in _RAY_LOGGERS:  # "Token authentication is enabled ...", Tune's routine warnings
         logging.getLogger(name).setLevel(logging.ERROR)
-    logging.getLogger(_TUNE_CONTROLLER).addFilter(_FILTER)
+    for name in _FILTERED:
+        logging.getLogger(name).addFilter(_FILTER)
 
 
 def log_to_driver() -> bool:
