@@ -119,3 +119,22 @@ def test_train_pass_with_augmentation_is_refused_in_one_line() -> None:
     assert "train.diagnostics" in msg and "train.augment" in msg and "\n" not in msg
     with pytest.raises(ConfigError, match=r"train\.diagnostics: got 'both'"):
         load_trial_config(TINY, ["train.diagnostics=both"])
+
+
+def test_train_pass_without_a_plain_call_forwards_that_batch_once_more() -> None:
+    """ADELE without scale 1.0 never runs the model on the batch as given: each batch then gets one
+    eval-mode forward for its diagnostics (2 scales + 1 per batch), and the counts are complete."""
+    trainer = trainer_for("train.diagnostics=train_pass", *ADELE, "method.scales=[0.75, 1.5]")
+    calls = forward_calls(trainer)
+    trainer.train_epoch(0, progress=False)
+    assert len(calls) == 4 * 3
+    assert int(trainer._train_diag[0].meters()["noisy"].cm.sum()) == int((trainer.data.noisy != trainer.ignore).sum())
+
+
+def test_a_checkpoint_from_before_the_key_resumes_as_eval_pass() -> None:
+    trainer = trainer_for()
+    state = trainer.state_dict()
+    del state["config"]["train"]["diagnostics"]
+    trainer_for().load_state_dict(state, "old checkpoint")
+    with pytest.raises(Exception, match="train.diagnostics"):
+        trainer_for("train.diagnostics=train_pass").load_state_dict(state, "old checkpoint")
