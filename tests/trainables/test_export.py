@@ -75,7 +75,7 @@ def ce_run(tmp_path_factory) -> Path:
 
 def test_round_trip_through_the_folder_loader(adele_run, tmp_path):
     out = tmp_path / "exp"
-    assert export(adele_run, "--out", out) == 0
+    assert export(adele_run, "--out", out, "--labels", "run", "--epoch", "last") == 0
     state = last_state(adele_run)
     cfg = load_trial_config(adele_run / "config.yaml")
     td = prepare_data(cfg)
@@ -118,7 +118,7 @@ def test_round_trip_through_the_folder_loader(adele_run, tmp_path):
 
 def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
     out = tmp_path / "exp"
-    assert export(ce_run, "--out", out, "--labels", "confident", "--tau", "0.5", "--top-k", "3", "--all-classes") == 0
+    assert export(ce_run, "--out", out, "--labels", "confident", "--tau", "0.5", "--top-k", "3", "--all-classes", "--epoch", "last") == 0
     state = last_state(ce_run)
     cfg = load_trial_config(ce_run / "config.yaml")
     td = prepare_data(cfg)
@@ -143,7 +143,7 @@ def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
     # --labels cleanlab: cleanlab's flagged pixels (confident learning on the same probabilities) take
     # the model's class; --rank-by cleanlab_issues orders by cleanlab's num_pixel_issues score
     out2 = tmp_path / "exp-cleanlab"
-    assert export(ce_run, "--out", out2, "--labels", "cleanlab", "--rank-by", "cleanlab_issues", "--all-classes") == 0
+    assert export(ce_run, "--out", out2, "--labels", "cleanlab", "--rank-by", "cleanlab_issues", "--all-classes", "--epoch", "last") == 0
     flags = cleanlab_issues(final.numpy(), probs.numpy()).flags
     expected2 = np.where(flags, pred.numpy(), final.numpy())
     got2 = reload(out2).train.masks
@@ -159,7 +159,7 @@ def test_confident_labels_follow_an_independent_forward_pass(ce_run, tmp_path):
 
     # by default only pixels between background and the classes the detector says are learned change
     out3 = tmp_path / "exp-gated"
-    assert export(ce_run, "--out", out3, "--labels", "confident", "--tau", "0.5") == 0
+    assert export(ce_run, "--out", out3, "--labels", "confident", "--tau", "0.5", "--epoch", "last") == 0
     summary3 = json.loads((out3 / "export.json").read_text())
     rows = [json.loads(line) for line in (ce_run / "metrics.jsonl").read_text().splitlines()]
     ready = export_mod.ready_classes(rows, reload(out3).class_names, 3)
@@ -176,11 +176,11 @@ def test_checkpoint_folder_and_its_labels(adele_run, tmp_path):
     state["labels"][:, :4, :4] = 3
     slim = {k: state[k] for k in ("labels", "model", "config")}  # a slimmed checkpoint loads too
     save_checkpoint(slim, ckpt)
-    assert export(ckpt, "--out", tmp_path / "exp") == 0
+    assert export(ckpt, "--out", tmp_path / "exp", "--labels", "run", "--epoch", "last") == 0
     assert np.array_equal(reload(tmp_path / "exp").train.masks, state["labels"].numpy())
     # no labels in the checkpoint: the run's initial (noisy) labels
     save_checkpoint({k: state[k] for k in ("model", "config")}, ckpt)
-    assert export(ckpt, "--out", tmp_path / "exp2") == 0
+    assert export(ckpt, "--out", tmp_path / "exp2", "--labels", "run", "--epoch", "last") == 0
     noisy = prepare_data(load_trial_config(adele_run / "config.yaml")).noisy.numpy()
     assert np.array_equal(reload(tmp_path / "exp2").train.masks, noisy)
 
@@ -207,7 +207,7 @@ def test_folder_source_keeps_grey_codes_void_and_list_layout(tmp_path):
                                   "train": {"epochs": 1, "threads": 1, "batch_size": 3}}))
     run = train(tmp_path / "run", [], str(config))
     out = tmp_path / "exp"
-    assert export(run, "--out", out) == 0
+    assert export(run, "--out", out, "--labels", "run", "--epoch", "last") == 0
     assert (out / "train.txt").read_text().split() == stems["train"] and (out / "images" / "a0.png").is_file()
     assert sorted(r["file"] for r in read_rows(out / "label_issues.csv")) == [f"images/{s}.jpg" for s in stems["train"]]
     masks = np.stack([np.asarray(Image.open(out / "masks" / f"{s}.png")) for s in stems["train"]])
@@ -222,7 +222,7 @@ def test_folder_source_keeps_grey_codes_void_and_list_layout(tmp_path):
     # a stem in two lists with different labels cannot be written flat: error, nothing left behind
     (root / "val.txt").write_text("a0\nb1\n")
     run2 = train(tmp_path / "run2", [], str(config))
-    code = export(run2, "--out", tmp_path / "exp2")
+    code = export(run2, "--out", tmp_path / "exp2", "--epoch", "last")
     assert code == 2 and not (tmp_path / "exp2").exists() and not list(tmp_path.glob(".exp2.tmp-*"))
 
 
@@ -231,7 +231,7 @@ def test_camvid_masks_keep_void_11(camvid_root, tmp_path):
                                    "dataset.max_images={train: 4, val: 2, test: 2}", "train.epochs=1",
                                    "train.threads=1", "noise=[{kind: morph, rate: 1.0}]"])
     out = tmp_path / "exp"
-    assert export(run, "--out", out) == 0
+    assert export(run, "--out", out, "--labels", "run", "--epoch", "last") == 0
     raw = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "masks" / "train").glob("*.png"))])
     assert raw.max() == 11 and 255 not in raw  # CamVid's own void value
     data = reload(out)
@@ -359,7 +359,7 @@ def test_study_best_trial_and_replicate(tmp_path):
                           text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     exp = tmp_path / "studies" / "tiny"
-    assert export(exp, "--out", tmp_path / "best") == 0  # the only condition is the default
+    assert export(exp, "--out", tmp_path / "best", "--labels", "run", "--epoch", "last") == 0  # the only condition
     summary = json.loads((tmp_path / "best" / "export.json").read_text())
     trial_dir = Path(summary["checkpoint"]).parent
     assert trial_dir.parent == exp / "rate-1.0"
@@ -376,7 +376,7 @@ def test_study_best_trial_and_replicate(tmp_path):
     assert np.array_equal(reload(tmp_path / "best").train.masks, labels)
     assert load_trial_config(tmp_path / "best" / "config.yaml").train.lr == best_yaml.train.lr
 
-    assert export(exp, "--condition", "rate-1.0", "--seed", "1", "--out", tmp_path / "rep") == 0
+    assert export(exp, "--condition", "rate-1.0", "--seed", "1", "--out", tmp_path / "rep", "--epoch", "last") == 0
     rep = json.loads((tmp_path / "rep" / "export.json").read_text())
     rep_params = json.loads((Path(rep["checkpoint"]).parent / "params.json").read_text())
     assert Path(rep["checkpoint"]).parent.parent == exp / "rate-1.0-final"
@@ -423,6 +423,13 @@ def test_epoch_choice_uses_a_kept_checkpoint_or_replays_it_exactly(ce_run, tmp_p
     assert (again / "label_issues.csv").read_text() == (kept / "label_issues.csv").read_text()
     assert np.array_equal(reload(again).train.masks, reload(kept).train.masks)
     last = tmp_path / "last"
-    assert export(ce_run, "--out", last, "--labels", "confident") == 0
+    assert export(ce_run, "--out", last, "--labels", "confident", "--epoch", "last") == 0
     assert (last / "label_issues.csv").read_text() != (kept / "label_issues.csv").read_text()
     assert export(ce_run, "--out", tmp_path / "bad", "--epoch", "soon") == 2
+    # the defaults: confident labels of the early-learning checkpoint
+    default = tmp_path / "default"
+    assert export(ce_run, "--out", default) == 0
+    s_default = json.loads((default / "export.json").read_text())
+    assert s_default["labels"] == "confident" and s_default["epoch_rule"] == "early"
+    rows = [json.loads(line) for line in (ce_run / "metrics.jsonl").read_text().splitlines()]
+    assert s_default["epoch"] == export_mod.choose_epoch("early", rows, reload(default).class_names)
