@@ -7,15 +7,23 @@ there is one), and the export is of its best search trial (the report's rule: th
 trial by the study metric, the trial of ``best_<condition>.yaml``) or, with ``--seed``, of that
 replicate (``--replica``: ``tuned``, the default, or a baseline's name).
 
+The model that judges the labels is the run's at ``--epoch`` (default ``early``: the median of the
+foreground classes' trigger epochs of ADELE's early-learning detector replayed on the run's own
+training-IoU curves, see :func:`trigger_epochs`; ``last``, ``best_val`` or a number); a checkpoint
+the run no longer keeps is trained again from scratch to that epoch (:func:`replay`).
+
 DIR receives:
 
 - ``images/`` + ``masks/`` (+ ``<split>.txt``): a ``folder`` dataset in the source's mask coding
-  (see ``label_writers``) whose training masks are the labels the run ended with (ADELE: after its
-  corrections; ``--labels confident``: also every pixel the model predicts with max probability >=
-  ``--tau`` takes that prediction); val/test masks are the labels the run evaluated on;
+  (see ``label_writers``) whose training masks are the labels the run had at that epoch (ADELE:
+  after its corrections) and, with ``--labels confident`` (default), every pixel the model predicts
+  with max probability >= ``--tau`` takes that prediction, with ``--labels cleanlab`` every pixel
+  cleanlab's confident learning flags (``label_issues.cleanlab_issues``); both only between
+  background and the classes learned by that epoch (:func:`ready_classes`; ``--all-classes``: any);
+  val/test masks are the labels the run evaluated on;
 - ``config.yaml``: a trial config training ``ce`` on that folder dataset with the run's model and
   training settings (``python -m trainables.run DIR/config.yaml --out ...``);
-- ``label_issues.csv`` (every training image, most suspect first; see ``label_issues``) and
+- ``label_issues.csv`` (every training image, most suspect first by ``--rank-by``; see ``label_issues``) and
   ``label_issues_classes.csv``; scores judge the original training labels (the dataset's masks after
   any configured noise) against the model's predictions from one eval-mode pass over the
   un-augmented training images;

@@ -398,6 +398,10 @@ def test_choose_epoch_rules_by_hand():
     assert export_mod.early_learning_epoch(rows, names) == 7
     assert export_mod.early_learning_epoch(rows, names, pool="median") == 7
     assert export_mod.early_learning_epoch(rows[:6], names) is None  # not yet
+    assert export_mod.ready_classes(rows, names, 6) == [0] and export_mod.ready_classes(rows, names, 7) == [0, 1, 2]
+    late = [{**r, "train_iou/b": 0.0} for r in rows]  # class b never learned: never ready, never fires
+    assert export_mod.trigger_epochs(late, names) == {"mean": 7, "classes": {1: 7, 2: None}}
+    assert export_mod.ready_classes(late, names, 12) == [0, 1]
     assert export_mod.choose_epoch("early", rows, names) == 7
     assert export_mod.choose_epoch("early", rows[:6], names) == 6  # never fired: the last epoch
     assert export_mod.choose_epoch("best_val", rows, names) == 2  # earliest of the tied best
