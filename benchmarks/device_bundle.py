@@ -115,13 +115,15 @@ def pack_camvid(camvid_root: Path, out: Path, fmt: str, quality: int, max_images
 
 
 def check_miou(original: Path, copy: Path, size: tuple[int, int], epochs: int, images: dict) -> dict:
-    """ce trained on the original CamVid and on the bundle's copy (same seed, CPU, ``size``):
-    val/test mIoU of each, and the decoded inputs' difference."""
+    """ce trained on the original CamVid and on the bundle's copy (same seed, CPU, ``size``): val/test
+    mIoU of each; the model trained on the original evaluated on the copy's val/test inputs too (the
+    codec's effect on the same weights); the decoded inputs' difference."""
     sys.path.insert(0, str(REPO))
     from trainables.config import load_trial_config
     from trainables.engine import Trainer, prepare_data
 
     out = {"size": list(size), "epochs": epochs, "max_images": images}
+    trainers = {}
     limits = "{" + ", ".join(f"{k}: {v}" for k, v in images.items()) + "}"
     for name, root in (("original", original), ("bundle", copy)):
         cfg = load_trial_config(REPO / "examples" / "camvid.yaml", [
@@ -135,7 +137,11 @@ def check_miou(original: Path, copy: Path, size: tuple[int, int], epochs: int, i
             metrics, _ = trainer.run_epoch()
         out[name] = {k: metrics[k] for k in ("val_miou", "test_miou", "train_miou")}
         out[name]["cpu_s"] = time.process_time() - t0
+        trainers[name] = trainer
     a, b = out.pop("inputs").values()
+    same = trainers["original"]
+    same.data.images["val"], same.data.images["test"] = b.images["val"], b.images["test"]
+    out["original_model_on_bundle_inputs"] = {s: same.evaluate(s).miou for s in ("val", "test")}
     out["labels_identical"] = all(bool((a.clean[s] == b.clean[s]).all()) for s in SPLITS)
     out["input_psnr_db"] = psnr(a.images["train"].numpy(), b.images["train"].numpy())
     out["delta_test_miou"] = out["bundle"]["test_miou"] - out["original"]["test_miou"]
@@ -199,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ce at {args.check_size[0]}x{args.check_size[1]}, {args.check_epochs} epochs, {images}: "
               f"original val/test mIoU {check['original']['val_miou']:.4f}/{check['original']['test_miou']:.4f}, "
               f"bundle {check['bundle']['val_miou']:.4f}/{check['bundle']['test_miou']:.4f} "
-              f"(delta test {check['delta_test_miou']:+.4f}); labels identical: {check['labels_identical']}; "
-              f"decoded inputs PSNR {check['input_psnr_db']:.1f} dB")
+              f"(delta test {check['delta_test_miou']:+.4f}); the original's model on the bundle's inputs "
+              f"{check['original_model_on_bundle_inputs']['val']:.4f}/{check['original_model_on_bundle_inputs']['test']:.4f}; "
+              f"labels identical: {check['labels_identical']}; decoded inputs PSNR {check['input_psnr_db']:.1f} dB")
     return 0
 
 
