@@ -538,10 +538,15 @@ def check_when(spec: StudySpec) -> None:
 
 def check_keys(spec: StudySpec) -> None:
     """Each condition and parameter key must be a real trial key with valid sample values: apply the
-    values to the trial and parse it (errors are re-labelled with the YAML path)."""
+    values to the trial and parse it (errors are re-labelled with the YAML path). A condition value
+    is tried with the constant parameters that apply to it (``value:`` with a matching ``when:``, or
+    none): every trial of the condition has them."""
     for key, values in spec.conditions.items():
         for i, v in enumerate(values):
-            _try(spec.trial, {key: v}, f"conditions.{key}[{i}]", key)
+            known = {key: v}
+            known.update({k: p.kind.value for k, p in spec.parameters.items()
+                          if not p.kind.searched and (not p.when or when_matches(p.when, known))})
+            _try(spec.trial, known, f"conditions.{key}[{i}]", key)
     conditions = spec.condition_list()
     for key, p in spec.parameters.items():
         applicable = False
