@@ -55,10 +55,12 @@ logging: {{wandb: {{mode: {wandb}}}}}
 
 def trial_times(exp: Path) -> list[tuple[float, float, float, float]]:
     """(start, end, seconds inside the trainable, seconds of epoch work) of every trial of the study,
-    from Ray's result.json files."""
+    from Ray's trial folders (study.results, the experiment folder's one reader)."""
+    from study.results import RESULTS_FILE, read_results
+
     out = []
-    for f in exp.glob("**/result.json"):
-        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    for f in exp.glob(f"**/{RESULTS_FILE}"):
+        rows = read_results(f)
         if rows:
             last = rows[-1]
             start = rows[0]["timestamp"] - rows[0]["time_this_iter_s"]
