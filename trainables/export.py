@@ -107,7 +107,10 @@ def trigger_epochs(rows: list[dict], class_names: list[str], *, r: float = 0.9, 
     trained on: no clean labels). Returns ``{"mean": epoch, "classes": {class id: epoch}}`` with
     the 1-based epoch at which the mean foreground curve (ADELE's one trigger for all) and each
     foreground class first fire (None: never)."""
-    y = np.array([[row.get(f"train_iou/{c}") for c in class_names] for row in rows], dtype=np.float64)
+    from .engine import metric_key  # the engine's spelling of class names in metric keys
+
+    keys = [f"train_iou/{metric_key(c)}" for c in class_names]
+    y = np.array([[row.get(key) for key in keys] for row in rows], dtype=np.float64)
     y = np.nan_to_num(y, nan=0.0)
     epochs = [int(row["epoch"]) for row in rows]
     fg = y[:, 1:]

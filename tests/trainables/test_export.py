@@ -400,6 +400,12 @@ def test_choose_epoch_rules_by_hand():
     assert export_mod.early_learning_epoch(rows[:6], names) is None  # not yet
     assert export_mod.ready_classes(rows, names, 6) == [0] and export_mod.ready_classes(rows, names, 7) == [0, 1, 2]
     late = [{**r, "train_iou/b": 0.0} for r in rows]  # class b never learned: never ready, never fires
+    # class names as the engine writes them into metric keys (CamVid's "Sky" -> train_iou/sky)
+    upper = [{("train_iou/" + k[10:].lower() if k.startswith("train_iou/") else k): v for k, v in r.items()}
+             for r in rows]
+    assert export_mod.trigger_epochs(upper, ["Background", "A", "Big Thing"]) == {"mean": 7, "classes": {1: 7, 2: None}}
+    upper = [{**r, "train_iou/big_thing": r["train_iou/b"]} for r in upper]
+    assert export_mod.trigger_epochs(upper, ["Background", "A", "Big Thing"])["classes"] == {1: 7, 2: 7}
     assert export_mod.trigger_epochs(late, names) == {"mean": 7, "classes": {1: 7, 2: None}}
     assert export_mod.ready_classes(late, names, 12) == [0, 1]
     assert export_mod.choose_epoch("early", rows, names) == 7
