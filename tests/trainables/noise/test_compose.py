@@ -50,7 +50,7 @@ def test_seed_fixes_a_composed_result(scene, ctx):
 def test_unknown_kind_lists_the_valid_ones():
     with pytest.raises(ConfigError, match=r"^noise\[1\]\.kind: unknown noise kind 'flip' \(did you mean "
                                           r"'flip_(a)?symmetric'\?\); allowed: morph, "
-                                          r"flip_symmetric, flip_asymmetric, drop, misannotate, pixel$"):
+                                          r"flip_symmetric, flip_asymmetric, drop, misannotate, pixel, sp_guided$"):
         _specs({"kind": "drop"}, {"kind": "flip"})
 
 
