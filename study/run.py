@@ -115,9 +115,19 @@ def choose_spec(spec: StudySpec, resume: bool) -> StudySpec:
         raise UserError(f"experiment {spec.name!r} already exists at {exp_dir}; pass --resume to continue it "
                         "or choose another name (--set name=...)")
     old = relocate(load_study(stored), exp_dir)
-    if old.to_dict() != spec.to_dict():
+    if _comparable(old) != _comparable(spec):
         print(f"note: resuming with the spec stored in {stored} (it differs from the one given)", file=sys.stderr)
     return old
+
+
+def _comparable(spec: StudySpec) -> dict:
+    """The spec as a dict, its local storage as an absolute path (``runs/x`` given from the folder
+    above it and the stored ``/abs/runs/x`` are the same experiment)."""
+    d = spec.to_dict()
+    path = str((d.get("storage") or {}).get("path") or "")
+    if path and "://" not in path:
+        d["storage"] = {**d["storage"], "path": str(Path(path).expanduser().resolve())}
+    return d
 
 
 def relocate(old: StudySpec, exp_dir: Path) -> StudySpec:

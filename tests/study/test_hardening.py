@@ -289,3 +289,23 @@ def test_an_experiment_folder_needs_resume(diverging_study, capsys) -> None:
     assert study_run.main([str(exp)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {exp}: an experiment folder; pass --resume to continue it, or give a study YAML"]
+
+
+def test_the_printed_resume_command_gets_no_differs_note(tmp_path, monkeypatch, capsys) -> None:
+    """A study started with a relative --storage (make run's runs/quickstart-...) and resumed with the
+    printed command (its folder) runs the same spec: no "it differs from the one given" note."""
+    monkeypatch.chdir(tmp_path)
+    path = space(tmp_path)
+    spec = study_run.resolve_spec(str(path), smoke=False, sets=[], storage="runs/qs", num_samples=None)
+    study_run.write_spec(spec)
+    folder = study_run.resume_hint(spec).split()[3]  # python -m study.run <folder> --resume
+    assert folder == "runs/qs/hard"
+    given, storage = study_run.experiment_arg(folder)
+    again = study_run.resolve_spec(given, smoke=False, sets=[], storage=storage, num_samples=None)
+    chosen = study_run.choose_spec(again, resume=True)
+    assert "differs" not in capsys.readouterr().err
+    assert chosen.name == "hard"
+    # a real difference still gets the note
+    other = study_run.resolve_spec(str(path), smoke=False, sets=["search.seed=3"], storage="runs/qs", num_samples=None)
+    study_run.choose_spec(other, resume=True)
+    assert "it differs from the one given" in capsys.readouterr().err
