@@ -36,6 +36,23 @@ class _DropTrialTraceback(logging.Filter):
 
 _FILTER = _DropTrialTraceback()
 
+_EXPERIMENT_STATE = "ray.tune.execution.experiment_state"  # "Saving experiment state ... failed" + traceback
+
+
+class _OneLineError(logging.Filter):
+    """Ray logs a failed sync of the experiment state (retried at the next save) with a traceback;
+    the study shows it as one line with the exception (``--verbose``: the traceback too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}{type(exc).__name__}: {exc}".replace("\n", " ")
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+_ONE_LINE = _OneLineError()
+
 
 def configure(level: int = 1, live: bool = True) -> None:
     """Apply ``level`` to this process (and, through the environment, to the processes it starts)."""
@@ -44,6 +61,7 @@ def configure(level: int = 1, live: bool = True) -> None:
     if level >= 2:
         for name in _FILTERED:
             logging.getLogger(name).removeFilter(_FILTER)
+        logging.getLogger(_EXPERIMENT_STATE).removeFilter(_ONE_LINE)
         return
     # W&B in the logging actors: no per-run banners and summaries, no console capture
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -65,6 +83,7 @@ def configure(level: int = 1, live: bool = True) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     for name in _FILTERED:
         logging.getLogger(name).addFilter(_FILTER)
+    logging.getLogger(_EXPERIMENT_STATE).addFilter(_ONE_LINE)
 
 
 def log_to_driver() -> bool:

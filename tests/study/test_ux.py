@@ -187,3 +187,34 @@ def test_trial_lines_and_the_summary_with_eta() -> None:
     assert lines.trial_line(trials + [diverged], diverged, False) == (
         "[rate-0.5] t4     diverged at epoch 1: non-finite train loss (nan)   best_val_miou -   [2/4]")
     assert [duration(s) for s in (5, 65, 3725)] == ["5s", "1m05s", "1h02m"]
+
+
+def test_a_failed_experiment_state_sync_is_one_line_unless_verbose() -> None:
+    """Ray logs a failed save of the experiment state (retried at the next one) with a traceback; the
+    study shows the message and the exception on one line, --verbose the traceback too."""
+    import io
+    import logging
+
+    from study import terminal
+
+    log = logging.getLogger("ray.tune.execution.experiment_state")
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    log.addHandler(handler)
+    try:
+        for level, traceback in ((1, False), (2, True)):
+            terminal.configure(level)
+            buf.seek(0)
+            buf.truncate()
+            try:
+                raise FileNotFoundError(2, "No such file or directory", "/s/trial/result.json")
+            except OSError:
+                log.error("Saving experiment state to storage at '/s' failed with exception: ", exc_info=True)
+            out = buf.getvalue()
+            assert "FileNotFoundError" in out and ("Traceback" in out) == traceback, out
+            if not traceback:
+                assert out == ("Saving experiment state to storage at '/s' failed with exception: FileNotFoundError: "
+                               "[Errno 2] No such file or directory: '/s/trial/result.json'\n")
+    finally:
+        log.removeHandler(handler)
+        terminal.configure(1)
