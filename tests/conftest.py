@@ -1,7 +1,9 @@
 """Shared test fixtures. Real data lives beside the repository in ../shared (never copied in)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,21 @@ def pytest_report_header(config) -> str:
         return f"host: raw loop {host_figure():.0f} img/CPU-s (benchmarks/throughput.py; slow host ~30, fast ~140)"
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    """A tmpfs of ``size`` (e.g. "14m") mounted at ``path`` for the block; the test is skipped where
+    mounting needs root / CAP_SYS_ADMIN and there is none."""
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
 CAMVID_ROOT = REPO.parent / "shared" / "data" / "camvid"
 
 

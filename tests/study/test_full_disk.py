@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import tmpfs
+
 REPO = Path(__file__).resolve().parents[2]
 
 SPACE = """
@@ -31,15 +33,8 @@ logging: {wandb: {mode: disabled}}
 
 @pytest.fixture
 def small_tmp(tmp_path):
-    mnt = tmp_path / "tmp"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "tmp", "4m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_trial_on_a_full_disk_fails_with_one_line_and_the_study_goes_on(tmp_path, small_tmp) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, tmpfs
 from trainables import run as run_cli
 from trainables.checkpoint import load_checkpoint
 
@@ -25,16 +25,8 @@ SIZE = "14m"  # two checkpoints (2 x 5.6 MB) and the small files fit, a third do
 
 @pytest.fixture
 def small_disk(tmp_path):
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {proc.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", SIZE) as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_full_disk_is_one_line_exit_4_and_earlier_checkpoints_intact(tmp_path, small_disk) -> None:
