@@ -29,7 +29,7 @@ metric: {{name: best_val_miou, goal: maximize}}
 search: {{algorithm: random, seed: 0, num_samples: 3, max_concurrent: 1}}
 scheduler: {{type: none}}
 trial:
-  dataset: {{name: synthetic, size: [32, 32], num_train: 24, num_val: 4, num_test: 4}}
+  dataset: {{name: synthetic, size: [32, 32], num_train: 8, num_val: 4, num_test: 4}}
   model: {{kwargs: {{encoder_depth: 3, decoder_channels: [16, 8, 4]}}}}
   train: {{epochs: {EPOCHS}, batch_size: 4, threads: 1}}
 parameters:
