@@ -118,12 +118,14 @@ def _run_config(spec: StudySpec, exp_dir: Path, ray_root: str, name: str, slug: 
         callbacks=[*_callbacks(spec, exp_dir, slug, job_type, namer), lines])
 
 
-def _fit(path: str, trainable, make_tuner, param_space: dict) -> tune.ResultGrid:
+def _fit(path: str, trainable, make_tuner) -> tune.ResultGrid:
     """Restore the Ray experiment at ``path`` if it exists (never restart_errored: it crashes with
-    OptunaSearch), else start it."""
+    OptunaSearch), else start it. A restore keeps the param_space stored in the folder: the trials
+    left run the configuration the first ones ran, and a folder written before a trial key was added
+    (train.diagnostics, after d323de3) still restores (Ray refuses a param_space with other keys)."""
     if tune.Tuner.can_restore(path):
         tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
-                                   restart_errored=False, param_space=param_space)
+                                   restart_errored=False)
     else:
         tuner = make_tuner()
     return tuner.fit()
@@ -192,7 +194,7 @@ def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *
                                    early_stop=spec.scheduler.type == "asha"))
 
     since = int(time.time())
-    records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner, param_space))
+    records = _records(_fit(f"{ray_root}/{slug}", trainable, make_tuner))
     study = optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
     _check_finished(records, spec.search.num_samples, since)
     reconcile(study, {r.trial_id: (r.last, r.status == "ERROR") for r in records}, spec.metric.name,
@@ -224,7 +226,7 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
                                    epochs=parse_trial(base).train.epochs, early_stop=False))
 
     since = int(time.time())
-    final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner, param_space))
+    final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner))
     _check_finished(final, len(grid), since)
     return final
 
