@@ -131,6 +131,9 @@ class Trainer:
         self.diag_in_train = cfg.train.diagnostics == "train_pass"
         self.observes = type(self.method).observe_train_batch is not Method.observe_train_batch
         self._train_diag: tuple[ConfusionCounts, torch.Tensor | None] | None = None
+        # a method with an isolation rule (Method.isolated): its mask scored against the injected flips
+        self.isolates = type(self.method).isolated is not Method.isolated
+        self._isolation: IsolationCounts | None = None  # of the epoch's training-set pass
 
     def _place(self, data: TrialData) -> TrialData:
         """The trial's data on the training device when the plan keeps it resident (GPU), else as
@@ -217,6 +220,8 @@ class Trainer:
         batches = range(0, self.num_train, t.batch_size)
         bar = progress if hasattr(progress, "update") else self.progress_bar(epoch, None) if progress else None
         diag = TrainPassDiagnostics(self, epoch) if self.diag_in_train else None
+        if diag is not None:
+            self._isolation = diag.isolation
         for start in batches:
             idx, idx_dev = order[start : start + t.batch_size], order_dev[start : start + t.batch_size]
             x = self._inputs(self._batch(self.data.images["train"], idx, idx_dev))
@@ -269,6 +274,7 @@ class Trainer:
         panel = []
         if train:
             clean, noisy = self.data.clean["train"], self.data.noisy
+            self._isolation = isolation = IsolationCounts(self.device) if self.isolates else None
             for start, stop, probs in self._predict(self.data.images["train"], progress):
                 rows = slice(start, stop)
                 pred = probs.argmax(1)
@@ -279,6 +285,8 @@ class Trainer:
                 counts.add("el", pred, c, wrong)
                 counts.add("m", pred, n, wrong)
                 self.method.observe_train_batch(epoch, torch.arange(start, stop), probs)
+                if isolation is not None:
+                    isolation.add(self.method.isolated(probs, self._batch(self.labels, rows).long()), wrong)
                 if start < PANEL_IMAGES:
                     panel.append(pred[: PANEL_IMAGES - start])
         for split in splits:
@@ -373,6 +381,9 @@ class Trainer:
         metrics["label_miou"] = label_meter.miou
         metrics.update({f"label_iou/{n}": float(v) for n, v in zip(names, label_meter.iou)})
         metrics.update(changes)
+        if self._isolation is not None:
+            metrics.update(self._isolation.metrics())
+            self._isolation = None
         metrics["noise_miou"] = self.data.noise_miou
         if splits:
             for split in splits:
@@ -394,6 +405,26 @@ class Trainer:
         return _jsonable(metrics), images
 
 
+class IsolationCounts:
+    """How many training pixels a method's isolation rule (:meth:`Method.isolated`) leaves out, and
+    how they match the injected flips (noisy label != clean label, both valid): ``isolation/pixels``,
+    ``isolation/precision`` (share of the isolated pixels that are flipped), ``isolation/recall``
+    (share of the flipped pixels that are isolated), ``isolation/flipped``; None where a share has no
+    pixels. Summed on the device, read once."""
+
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(3, dtype=torch.long, device=device)  # isolated, isolated & flipped, flipped
+
+    def add(self, isolated: torch.Tensor | None, flipped: torch.Tensor) -> None:
+        if isolated is not None:
+            self.sums += torch.stack([isolated.sum(), (isolated & flipped).sum(), flipped.sum()])
+
+    def metrics(self) -> dict[str, int | float | None]:
+        n, hit, flipped = self.sums.tolist()
+        return {"isolation/pixels": n, "isolation/precision": hit / n if n else None,
+                "isolation/recall": hit / flipped if flipped else None, "isolation/flipped": flipped}
+
+
 TRAIN_METERS = ("current", "noisy", "el", "m")  # the training-set diagnostics' confusion matrices
 
 
@@ -412,6 +443,7 @@ class TrainPassDiagnostics:
         h, w = trainer.data.noisy.shape[1:]
         self.panel_rows = min(PANEL_IMAGES, trainer.num_train)
         # the panel's predictions (images 0..rows-1) by image index; one spare row takes the others
+        self.isolation = IsolationCounts(trainer.device) if trainer.isolates else None
         self.panel = torch.zeros((self.panel_rows + 1, int(h), int(w)), dtype=torch.uint8, device=trainer.device)
         self.logits: torch.Tensor | None = None
         self._input: torch.Tensor | None = None
@@ -450,8 +482,11 @@ class TrainPassDiagnostics:
         self.counts.add("noisy", pred, n)
         self.counts.add("el", pred, c, wrong)
         self.counts.add("m", pred, n, wrong)
+        probs = torch.softmax(logits.float(), dim=1) if tr.observes or self.isolation is not None else None
         if tr.observes:
-            tr.method.observe_train_batch(self.epoch, idx, torch.softmax(logits.float(), dim=1))
+            tr.method.observe_train_batch(self.epoch, idx, probs)
+        if self.isolation is not None:
+            self.isolation.add(tr.method.isolated(probs, y), wrong)
         rows = torch.where(idx < self.panel_rows, idx, self.panel_rows).to(self.panel.device)  # no read
         self.panel.index_copy_(0, rows, pred.to(torch.uint8))
 

@@ -73,6 +73,13 @@ class Method:
         """After the training-set pass. ``labels`` (uint8 [N, H, W], the labels trained on) may be
         modified in place; the engine checkpoints them."""
 
+    def isolated(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        """The training pixels the method's rule would leave out of the loss (bool [B, H, W]) given
+        the softmax ``probs`` [B, K, H, W] and the labels trained on (long [B, H, W]); None: the method
+        isolates nothing. For diagnostics only (the engine scores the mask against the injected
+        flips); must not change the method's state, the model or any RNG."""
+        return None
+
     def diagnostics(self) -> dict[str, Any]:
         """Scalars / small lists describing the method's state after the epoch (for logging)."""
         return {}

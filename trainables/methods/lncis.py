@@ -106,6 +106,12 @@ class Lncis(Method):
         self._count(epoch, counts)
         return loss, parts
 
+    @torch.no_grad()
+    def isolated(self, probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The PON role of :func:`lncis_roles` for these predictions (log-probabilities as logits:
+        same argmax, same CE); reported in stage 1 too (what stage 2 would isolate)."""
+        return lncis_roles(probs.log(), labels, self.params.gamma, self.ctx.ignore_index)["PON"]
+
     def _count(self, epoch: int, counts: dict[str, torch.Tensor]) -> None:
         # The counters restart with the first batch of a new epoch, so diagnostics() reports the
         # epoch trained last whether the engine asks before or after on_epoch_end.
