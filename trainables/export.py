@@ -181,21 +181,9 @@ def replay(cfg, data, epoch: int) -> dict:
 
 # -- the export ------------------------------------------------------------------------------------
 
-def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, tau: float = 0.7, top_k: int = 16,
-               device: str = "auto", threads: int | None = None, rank_by: str = DEFAULT_RANK_BY,
-               cleanlab_jobs: int = 1, epoch_rule: str = DEFAULT_EPOCH, all_classes: bool = False) -> dict:
-    """Build the export of ``source`` in a temporary folder beside ``out``, then rename it to ``out``.
-    Returns the contents of export.json."""
-    import torch
-
-    from .config import dump_trial_config, parse_trial
-    from .contact_sheet import contact_sheet
-    from .data import create_dataset
-    from .engine import prepare_data
-    from .label_issues import confident_labels, flagged_labels, rank_label_issues
-    from .label_writers import ExportSplit, create_coding, write_folder, write_segthor_volumes
-    from .metrics import label_miou
-
+def check_options(out: Path, *, labels_mode: str, tau: float, top_k: int, device: str, threads: int | None,
+                  rank_by: str, cleanlab_jobs: int, epoch_rule: str) -> None:
+    """One line naming the option for each bad value, before anything is loaded."""
     if labels_mode not in LABEL_MODES:
         raise UserError(f"--labels: got {labels_mode!r}; allowed: {', '.join(LABEL_MODES)}")
     if not 0.0 < tau <= 1.0:
@@ -214,6 +202,41 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
         raise UserError(f"--device: got {device!r}; allowed: auto, cpu, cuda, cuda:N")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out}: exists and is not empty; choose another --out")
+
+
+@dataclasses.dataclass
+class Computed:
+    """What an export computes from its source, before anything is rendered or written."""
+    cfg: object  # TrialConfig of the run
+    data: object  # the run's dataset (create_dataset)
+    td: object  # the prepared training data (engine.prepare_data)
+    coding: object  # label_writers.Coding of the dataset's masks
+    state: dict  # the checkpoint state used (or replayed)
+    checkpoint: Path
+    replayed: bool
+    metrics: dict  # the run's metrics at the epoch used
+    original: np.ndarray  # the noisy training labels the run started from
+    run_labels: np.ndarray  # the labels the run ended with (its corrections)
+    exported: np.ndarray  # the labels written
+    ready: list[int]  # the classes labels may change between
+    images: np.ndarray  # training images
+    preds: object  # predict()'s output on the training images
+    issues: object  # label_issues.rank_label_issues's output, with the export's per-image columns
+    corrected: np.ndarray  # per image: pixels the run changed
+    changed: np.ndarray  # per image: pixels the export changed
+
+
+def compute_export(source: Source, *, labels_mode: str, tau: float, device: str, threads: int | None, rank_by: str,
+                   cleanlab_jobs: int, epoch_rule: str, all_classes: bool) -> Computed:
+    """Load the run (at the epoch ``epoch_rule`` picks), predict the training set, rank its label
+    issues and choose the labels to export."""
+    import torch
+
+    from .data import create_dataset
+    from .engine import prepare_data
+    from .label_issues import confident_labels, flagged_labels, rank_label_issues
+    from .label_writers import create_coding
+
     cfg, state = load_source(source)
     metrics = source.run_metrics()
     coding = create_coding(cfg.dataset)
@@ -286,53 +309,90 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
         row["exported_changed_pixels"] = int(changed[i])
         if cfg.noise:
             row["injected_noise"] = round(float(injected[i]), 6)
+    return Computed(cfg=cfg, data=data, td=td, coding=coding, state=state, checkpoint=checkpoint, replayed=replayed,
+                    metrics=metrics, original=original, run_labels=run_labels, exported=exported, ready=ready,
+                    images=images, preds=preds, issues=issues, corrected=corrected, changed=changed)
 
-    out = out.absolute()
+
+@dataclasses.dataclass
+class Rendered:
+    """The export's files as values: the dataset splits, the contact sheet, the retrain config and
+    export.json's contents (``files.nifti`` is added when SegTHOR volumes are written)."""
+    splits: dict  # split -> label_writers.ExportSplit
+    sheet: object  # PIL image of the top suspects
+    config_yaml: str
+    summary: dict
+
+
+def render_export(c: Computed, source: Source, out: Path, *, labels_mode: str, tau: float, top_k: int, rank_by: str,
+                  epoch_rule: str) -> Rendered:
+    """The export's contents for the folder ``out`` (absolute: the retrain config points at it)."""
+    import torch
+
+    from .config import dump_trial_config, parse_trial
+    from .contact_sheet import contact_sheet
+    from .label_writers import ExportSplit
+    from .metrics import label_miou
+
+    cfg, td, data, state, metrics = c.cfg, c.td, c.data, c.state, c.metrics
+    k, ignore, n = len(td.class_names), td.ignore_index, len(c.original)
+    splits = {"train": ExportSplit(c.images, c.exported, list(data.train.names))}
+    for split in ("val", "test"):
+        splits[split] = ExportSplit(td.images[split].numpy(), td.clean[split].numpy(), list(data.splits()[split].names))
+    column = RANKINGS[rank_by][0]
+    marked = c.issues.flags if rank_by.startswith("cleanlab") else c.preds.confident
+    sheet = contact_sheet(c.images, c.original, c.preds.argmax, marked, c.issues.order, list(data.train.names),
+                          c.issues.scores[column], top_k, ignore, score_name=column)
+
+    retrain = cfg.to_dict()
+    retrain["dataset"] = {"name": "folder", "root": str(out), "size": retrain["dataset"].get("size"),
+                          **c.coding.folder_options(td.class_names)}
+    retrain["noise"] = []
+    retrain["method"] = {"name": "ce"}
+    config_yaml = dump_trial_config(parse_trial(retrain, "export config"))
+
+    summary = {
+        "source": source.description, "checkpoint": str(c.checkpoint.absolute()),
+        "epoch_rule": epoch_rule, "epoch": state.get("epoch", metrics.get("epoch")), "replayed": c.replayed,
+        "classes_changed": [td.class_names[i] for i in c.ready] if labels_mode != "run" else [],
+        "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau, "rank_by": rank_by,
+        "pixels_flagged_by_cleanlab": int(c.issues.flags.sum()),
+        "images": {s: len(sp.names) for s, sp in splits.items()},
+        "pixels_corrected_by_run": int(c.corrected.sum()), "pixels_changed_by_export": int(c.changed.sum()),
+        "images_changed_by_export": int((c.changed > 0).sum()),
+        "run_metrics": {key: metrics.get(key) for key in RUN_METRICS if key in metrics},
+        "top_k": min(top_k, n), "files": {"dataset": "images/, masks/", "config": "config.yaml",
+                                          "issues": "label_issues.csv", "classes": "label_issues_classes.csv",
+                                          "sheet": "suspects.png"},
+    }
+    if cfg.noise:  # the dataset's masks are the clean reference the injected noise was measured against
+        t_orig, t_exp, t_clean = (torch.from_numpy(a) for a in (c.original, c.exported, td.clean["train"].numpy()))
+        summary["label_miou"] = {"original_vs_clean": label_miou(t_orig, t_clean, k, ignore),
+                                 "exported_vs_clean": label_miou(t_exp, t_clean, k, ignore)}
+    return Rendered(splits=splits, sheet=sheet, config_yaml=config_yaml, summary=summary)
+
+
+def write_export(c: Computed, r: Rendered, out: Path) -> dict:
+    """Write the export in a temporary folder beside ``out`` (absolute), then rename it to ``out``;
+    on failure nothing is left (not even the parents it created). Returns export.json's contents."""
+    from .label_writers import write_folder, write_segthor_volumes
+
+    cfg, data = c.cfg, c.data
     created = [p for p in reversed(out.parents) if not p.exists()]  # removed again on failure
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        splits = {"train": ExportSplit(images, exported, list(data.train.names))}
-        for split in ("val", "test"):
-            splits[split] = ExportSplit(td.images[split].numpy(), td.clean[split].numpy(), list(data.splits()[split].names))
-        write_folder(tmp, splits, coding, lists=cfg.dataset.name == "folder" and data.meta.get("layout") == "lists")
-        nifti = []
+        write_folder(tmp, r.splits, c.coding, lists=cfg.dataset.name == "folder" and data.meta.get("layout") == "lists")
         if cfg.dataset.name == "segthor":
             nifti = [str(p.relative_to(tmp)) for p in
-                     write_segthor_volumes(tmp, cfg.dataset.root, list(data.train.names), exported, original)]
-        write_csv(tmp / "label_issues.csv", issues.images)
-        write_csv(tmp / "label_issues_classes.csv", issues.classes)
-        column = RANKINGS[rank_by][0]
-        marked = issues.flags if rank_by.startswith("cleanlab") else preds.confident
-        contact_sheet(images, original, preds.argmax, marked, issues.order, list(data.train.names),
-                      issues.scores[column], top_k, ignore, score_name=column).save(tmp / "suspects.png")
-
-        retrain = cfg.to_dict()
-        retrain["dataset"] = {"name": "folder", "root": str(out), "size": retrain["dataset"].get("size"),
-                              **coding.folder_options(td.class_names)}
-        retrain["noise"] = []
-        retrain["method"] = {"name": "ce"}
-        (tmp / "config.yaml").write_text(dump_trial_config(parse_trial(retrain, "export config")))
-
-        t_orig, t_exp, t_clean = (torch.from_numpy(a) for a in (original, exported, clean_train))
-        summary = {
-            "source": source.description, "checkpoint": str(checkpoint.absolute()),
-            "epoch_rule": epoch_rule, "epoch": state.get("epoch", metrics.get("epoch")), "replayed": replayed,
-            "classes_changed": [td.class_names[c] for c in ready] if labels_mode != "run" else [],
-            "dataset": cfg.dataset.name, "method": cfg.method.name, "labels": labels_mode, "tau": tau, "rank_by": rank_by,
-            "pixels_flagged_by_cleanlab": int(issues.flags.sum()),
-            "images": {s: len(sp.names) for s, sp in splits.items()},
-            "pixels_corrected_by_run": int(corrected.sum()), "pixels_changed_by_export": int(changed.sum()),
-            "images_changed_by_export": int((changed > 0).sum()),
-            "run_metrics": {key: metrics.get(key) for key in RUN_METRICS if key in metrics},
-            "top_k": min(top_k, n), "files": {"dataset": "images/, masks/", "config": "config.yaml",
-                                              "issues": "label_issues.csv", "classes": "label_issues_classes.csv",
-                                              "sheet": "suspects.png", **({"nifti": nifti} if nifti else {})},
-        }
-        if cfg.noise:  # the dataset's masks are the clean reference the injected noise was measured against
-            summary["label_miou"] = {"original_vs_clean": label_miou(t_orig, t_clean, k, ignore),
-                                     "exported_vs_clean": label_miou(t_exp, t_clean, k, ignore)}
-        (tmp / "export.json").write_text(json.dumps(summary, indent=2) + "\n")
+                     write_segthor_volumes(tmp, cfg.dataset.root, list(data.train.names), c.exported, c.original)]
+            if nifti:
+                r.summary["files"]["nifti"] = nifti
+        write_csv(tmp / "label_issues.csv", c.issues.images)
+        write_csv(tmp / "label_issues_classes.csv", c.issues.classes)
+        r.sheet.save(tmp / "suspects.png")
+        (tmp / "config.yaml").write_text(r.config_yaml)
+        (tmp / "export.json").write_text(json.dumps(r.summary, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # empty (checked above)
         os.replace(tmp, out)
@@ -344,7 +404,23 @@ def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, 
             except OSError:
                 break
         raise
-    return summary
+    return r.summary
+
+
+def export_run(source: Source, out: Path, *, labels_mode: str = DEFAULT_LABELS, tau: float = 0.7, top_k: int = 16,
+               device: str = "auto", threads: int | None = None, rank_by: str = DEFAULT_RANK_BY,
+               cleanlab_jobs: int = 1, epoch_rule: str = DEFAULT_EPOCH, all_classes: bool = False) -> dict:
+    """Build the export of ``source`` in a temporary folder beside ``out``, then rename it to ``out``.
+    Returns the contents of export.json."""
+    check_options(out, labels_mode=labels_mode, tau=tau, top_k=top_k, device=device, threads=threads,
+                  rank_by=rank_by, cleanlab_jobs=cleanlab_jobs, epoch_rule=epoch_rule)
+    computed = compute_export(source, labels_mode=labels_mode, tau=tau, device=device, threads=threads,
+                              rank_by=rank_by, cleanlab_jobs=cleanlab_jobs, epoch_rule=epoch_rule,
+                              all_classes=all_classes)
+    out = out.absolute()
+    rendered = render_export(computed, source, out, labels_mode=labels_mode, tau=tau, top_k=top_k, rank_by=rank_by,
+                             epoch_rule=epoch_rule)
+    return write_export(computed, rendered, out)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
