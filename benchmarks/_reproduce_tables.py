@@ -332,8 +332,9 @@ def isolation(settings: list[tuple[str, dict]]) -> list[str]:
         for e in sorted({0, n - 1, *range(4, n, 5)}):  # epochs 1, 5, 10, ... and the last
             at = [h[e] for h in hists if e < len(h)]
             med = lambda k: _med([h.get(k) for h in at])  # noqa: E731
-            cells.append(f"{e + 1}: {med('isolation/pixels'):.0f} px, P {med('isolation/precision'):.2f}, "
-                         f"R {med('isolation/recall'):.2f}")
+            share = lambda k: "—" if math.isnan(med(k)) else f"{med(k):.2f}"  # noqa: E731  (no pixel isolated)
+            cells.append(f"{e + 1}: {med('isolation/pixels'):.0f} px, P {share('isolation/precision')}, "
+                         f"R {share('isolation/recall')}")
         rows.append(f"| {s} | " + "; ".join(cells) + " |")
     if not rows:
         return []
