@@ -191,10 +191,10 @@ def write(curves: dict, summary: list[dict], budget: int, args: argparse.Namespa
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", default="adele")
-    ap.add_argument("--random-trials", type=int, default=8)
+    ap.add_argument("--random-trials", type=int, default=6)
     ap.add_argument("--asha-factor", type=float, default=2.5, help="ASHA strategies run this many times the trials")
-    ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--grace", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=16)
+    ap.add_argument("--grace", type=int, default=2)
     ap.add_argument("--images", type=int, default=32)
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
