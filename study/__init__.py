@@ -1,17 +1,18 @@
 """Hyperparameter studies of noisy-label segmentation: Ray Tune schedules trials of the trial engine,
 Optuna (seeded TPE, persistent storage) chooses parameters, W&B records curves.
 
-The modules stay flat (a decision, not an accident): Ray pickles the study's callbacks, searcher and
-search space into every experiment by module path (``study.space.Space``, ``study.progress.TrialLines``,
-``study.wandb_log.StudyWandbCallback``, ``study.searcher.PrunedAwareOptunaSearch``,
-``study.relocation.RelocatableSearchGenerator``, ``study.trial_info.TrialNamer``), so a move breaks
-``--resume`` of every experiment written before it unless each old path stays importable, and
-``python -m study.run`` / ``python -m study.report`` are the public commands. By kind:
+The modules stay flat but for the spec (a decision, not an accident): Ray pickles the study's
+callbacks, searcher and search space into every experiment by module path (``study.space.Space``,
+``study.progress.TrialLines``, ``study.wandb_log.StudyWandbCallback``,
+``study.searcher.PrunedAwareOptunaSearch``, ``study.relocation.RelocatableSearchGenerator``,
+``study.trial_info.TrialNamer``), so a move breaks ``--resume`` of every experiment written before it
+unless each old path stays importable, and ``python -m study.run`` / ``python -m study.report`` are
+the public commands. By kind:
 
-- the study spec: ``spec`` (study YAML -> StudySpec, the cross-section checks), ``parameters`` (the
-  three parameter kinds: Constant, Choice, Range), ``space`` (the define-by-run Optuna space and the
-  sampler), ``sweeps`` (W&B Sweeps-style YAML), ``validate`` (every combination against the trial
-  schema; metric names);
+- the study spec: the package ``spec`` (study YAML -> StudySpec: schema, load, the three parameter
+  kinds, the define-by-run Optuna space, W&B Sweeps spellings, and the checks named for what they
+  check: keys, baselines, seeds, metric, combinations); ``space``, ``sweeps``, ``parameters``,
+  ``validate`` and ``spec_checks`` are its older paths, kept importable;
 - execution: ``tuner`` (search and replication of one condition on Ray Tune, resumable), ``searcher``
   (OptunaSearch over a storage; ASHA stops recorded PRUNED), ``replication`` (the replication grid),
   ``parallel`` (conditions side by side), ``relocation`` (a moved experiment folder),
@@ -22,7 +23,7 @@ search space into every experiment by module path (``study.space.Space``, ``stud
   (a resumed folder is ours before Ray unpickles it);
 - results: ``results`` (the one reader of an experiment folder and its rules: full budget, best
   trials, replica labels, failures), ``stats`` (intervals, paired differences), ``report`` and
-  ``figures`` (report/), ``failures`` / ``spec_checks`` (older names, kept importable);
+  ``figures`` (report/), ``failures`` (an older name, kept importable);
 - the CLI: ``run`` (``python -m study.run``), ``cli`` (the ``noisyseg`` command).
 """
 from .spec import StudySpec, load_study

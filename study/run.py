@@ -28,9 +28,8 @@ from . import terminal
 from .leftovers import stop_leftovers
 from .lock import ExperimentLock
 from .preflight import alive_nodes, check_resources, probe_cluster
-from .spec import StudySpec, apply_study_overrides, condition_slug, load_study, parse_study
+from .spec import StudySpec, apply_study_overrides, condition_slug, load_study, parse_study, validate_study
 from .trust import check_trusted
-from .validate import validate_study
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_DATA = {"synthetic": {"num_train": 16, "num_val": 8, "num_test": 8}}
@@ -216,7 +215,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, verbose: int = 1) 
     # trials checkpoint every epoch and synthetic epochs last seconds, so Ray's "excessive experiment
     # checkpoint sync" hint would repeat all run long; it is a tuning hint, not a fault
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # metric.name is checked before the start (study.validate); a trial that diverged before its first
+    # metric.name is checked before the start (study.spec.metric); a trial that diverged before its first
     # evaluation ends with a result without it, which Ray's strict check would turn into an error
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     exp_dir, ray_root = experiment_dirs(spec)

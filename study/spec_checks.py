@@ -1,10 +1,11 @@
-"""Importable by its older name: the cross-section checks of a study spec live in
-:mod:`study.spec` (one module, no import cycle)."""
+"""Importable by its older name: the cross-section checks of a study spec live in the
+:mod:`study.spec` package (``baselines``, ``keys``, ``metric``, ``seeds``)."""
 from __future__ import annotations
 
-from .spec import (SEED_KEYS, TEST_SUMMARIES, baseline_overrides, check_baselines, check_fresh_seeds,  # noqa: F401
-                   check_keys, check_selection_metric, check_when, parse_baselines, representative_params,
-                   search_seeds)
+from .spec.baselines import baseline_overrides, check_baselines, parse_baselines, representative_params  # noqa: F401
+from .spec.keys import check_keys, check_when  # noqa: F401
+from .spec.metric import TEST_SUMMARIES, check_selection_metric  # noqa: F401
+from .spec.seeds import SEED_KEYS, check_fresh_seeds, search_seeds  # noqa: F401
 
 check_metric = check_selection_metric  # the older name
 

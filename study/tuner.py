@@ -33,7 +33,7 @@ from .progress import trial_lines
 from .relocation import RelocatableSearchGenerator
 from .results import TrialRecord, done_marker, is_full_budget, mark_done, trial_failure
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
-from .space import Space, make_sampler
+from .spec.space import Space, make_sampler
 from .spec import StudySpec, condition_slug, with_condition
 from .replication import replicas, top_configs
 from .trial_info import TrialNamer
