@@ -5,8 +5,7 @@ import textwrap
 
 import pytest
 
-from study.spec import parse_study
-from study.spec_checks import search_seeds
+from study.spec import parse_study, search_seeds
 from study.replication import replicas, top_configs
 from trainables.errors import ConfigError
 from trainables.tune_adapter import trial_config

@@ -6,7 +6,7 @@ import textwrap
 import optuna
 import pytest
 
-from study.space import space_fn
+from study.spec.space import space_fn
 from study.spec import load_study, parse_study
 from trainables.config import parse_trial
 from trainables.errors import ConfigError

@@ -9,7 +9,7 @@ import optuna
 import pytest
 import yaml
 
-from study.space import make_sampler, space_fn
+from study.spec.space import make_sampler, space_fn
 from study.spec import parse_study
 from trainables.errors import ConfigError
 

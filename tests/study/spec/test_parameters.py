@@ -1,12 +1,11 @@
-"""study.parameters: the three kinds of a study parameter know how to suggest (on a real Optuna
+"""study.spec.parameters: the three kinds of a study parameter know how to suggest (on a real Optuna
 trial), grid, enumerate and describe themselves; study.spec.Parameter maps a YAML entry to its kind."""
 from __future__ import annotations
 
 import optuna
 import pytest
 
-from study.parameters import Choice, Constant, Range
-from study.spec import parse_study
+from study.spec import Choice, Constant, Range, parse_study
 from trainables.errors import ConfigError
 
 
