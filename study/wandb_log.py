@@ -1,39 +1,42 @@
 """W&B: one run per trial, grouped by study and condition, the epoch as step, image panels.
 
-Ray's WandbLoggerCallback does the process handling (one logging actor per trial on the driver's
-node, a short upload timeout so Ctrl-C does not hang); this adds what a W&B user expects to find:
+What a W&B user expects to find:
 
 - run names ``<condition>/t<k>`` (k: the Optuna trial number) and ``<condition>/final-<label>-s<seed>``
-  for replicates; the run config is the trial config as a nested dict plus ``study``, ``condition``
-  (and ``replica: {label, seed}``), without Ray's bookkeeping (pid, date, hostname, node_ip, ...);
+  for replicates, the Ray trial id as run id (a resumed trial continues its run); the run config is
+  the trial config as a nested dict plus ``study``, ``condition`` (and ``replica: {label, seed}``),
+  without Ray's bookkeeping (pid, date, hostname, node_ip, ...);
 - the end state in the summary (``state``: complete / pruned / diverged / failed, ``failure``: why)
   and as a tag for the runs that did not complete;
 - scalars only: list-valued diagnostics become ``name/0``, ``name/1``, ...; strings and nulls are
   dropped (a diverged run's reason goes to the summary);
 - image panels (input | clean | noisy | current label | prediction per training image) upscaled
   to rows of at least 256 px with a class-colour legend;
-- runs under ``<experiment>/wandb/`` (one level), silent logging actors unless ``--verbose``;
-- the driver never waits on a logging actor: results go to the actors' queues from a background
-  thread per trial (Ray's callback calls ``Queue.put`` synchronously in Tune's event loop, and the
-  first put of a trial waits until its queue actor's process has started: 1.5-4 s per trial on two
-  busy cores, which Tune reported as "process_trial_result ... may be a performance bottleneck");
-  at the end of an experiment the queued items are flushed before the actors are stopped;
-- the actor waits for W&B's service process to write the run before it returns (Ray kills the
-  actor and its child processes right after, which could leave an offline run's file empty).
+- runs under ``<experiment>/wandb/`` (one level), silent unless ``--verbose``.
+
+How: every run of the driver process lives in one writer thread of that process (:class:`_RunWriter`,
+W&B's several-runs-per-process mode, ``reinit="create_new"``), which talks to one W&B service
+process for the whole experiment. The callback only puts items on the writer's bounded queue, so
+Tune's event loop never waits on W&B (unless the writer is a whole queue behind). Ray's own
+``WandbLoggerCallback`` starts two Ray actors per trial (a logging actor and its queue), each a
+fresh Python process that imports ray and wandb and starts its own W&B service: 3-4 s of CPU per
+trial, the study's main per-trial overhead with W&B on (docs/performance.md, section 13). At the
+end of an experiment (also after Ctrl-C) the writer finishes the runs still open, waits until W&B
+has written them (at most ``upload_timeout`` s) and stops the W&B service.
 """
 from __future__ import annotations
 
+import atexit
 import io
 import math
 import os
 import queue
 import threading
-import time
 from numbers import Number
 from typing import Any
 
 import numpy as np
-from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
+from ray.tune.logger import LoggerCallback
 
 from trainables.label_writers import voc_palette
 from trainables.tune_adapter import IMAGES_FILE
@@ -49,8 +52,7 @@ GAP, TITLE_PX = 6, 32  # white space between tiles and rows; the title row's hei
 RAY_KEYS = ["trial_id", "experiment_tag", "node_ip", "experiment_id", "hostname", "pid", "date", "config",
             "trial", "epochs_total", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
             "iterations_since_restore", "checkpoint_dir_name", "done", "should_checkpoint"]
-STATE = "state"  # queue item: the trial's end state (summary and tags), sent before END
-IMAGES = "images"  # queue item: an image panel, rendered in the logging actor
+QUEUE_ITEMS = 1000  # the writer's queue: a full queue makes the driver wait (bounded memory)
 
 
 def resolve_mode(mode: str) -> str:
@@ -190,50 +192,120 @@ def _earlier_epochs(trial) -> list[dict]:
     return [row for row in by_epoch(read_results(os.path.join(trial.path, RESULTS_FILE))) if "epoch" in row]
 
 
-class _StudyLoggingActor(_WandbLoggingActor):
-    """Ray's logging actor, with the epoch as step, no ``trial_log_path`` in the config, the end
-    state as summary and tags, and image panels rendered here (not in the driver)."""
+class _RunWriter:
+    """The one thread of a driver process that owns its W&B runs: it takes ``(operation, run id,
+    arguments)`` items from a bounded queue, in order, and does the W&B calls (init, log, summary,
+    tags, finish; image panels are rendered here, off Tune's event loop). A failed W&B call loses
+    that item only (a line says so); a run whose init failed drops its later items."""
 
-    def run(self, queue=None):
-        if queue is not None:
-            self.queue = queue
-        os.environ["WANDB_START_METHOD"] = "thread"
-        run = self._wandb.init(*self.args, **self.kwargs)
+    def __init__(self) -> None:
+        self.items: queue.Queue = queue.Queue(maxsize=QUEUE_ITEMS)
+        self.runs: dict[str, Any] = {}  # run id -> open wandb Run
+        self.names: dict[str, str] = {}  # run id -> run name, for the messages
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._wandb = None
+        self._service = False  # a W&B service is up (started by the first run after a teardown)
+
+    def put(self, op: str, run_id: str | None = None, *args: Any) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, daemon=True, name="wandb-writer")
+                self._thread.start()
+        self.items.put((op, run_id, args))
+
+    def drain(self, timeout: float, *, teardown: bool = False) -> bool:
+        """Wait until every item queued so far is done (at most ``timeout`` s); with ``teardown``, then
+        stop the W&B service if no run is open (it starts again with the next run). True if done."""
+        if self._thread is None or not self._thread.is_alive():
+            return not self.items.unfinished_tasks
+        done = threading.Event()
+        try:
+            self.items.put(("sync", None, (done, teardown)), timeout=timeout)
+        except queue.Full:
+            return False
+        return done.wait(timeout)
+
+    def _loop(self) -> None:
         while True:
-            kind, content = self.queue.get()
-            if kind == _QueueItem.END:
-                break
+            op, run_id, args = self.items.get()
             try:
-                if kind == _QueueItem.CHECKPOINT:
-                    self._handle_checkpoint(content)
-                elif kind == STATE:
-                    run.summary["state"] = content["state"]
-                    if content.get("failure"):
-                        run.summary["failure"] = content["failure"]
-                    if content["state"] != "complete":
-                        run.tags = tuple(dict.fromkeys([*(run.tags or ()), content["state"]]))
-                elif kind == IMAGES:
-                    image = self._wandb.Image(panel_image(content["panel"], content["classes"]),
-                                              caption="rows: training images; columns: input | clean | "
-                                                      "noisy | current label | prediction")
-                    self._wandb.log({"panels": image, "epoch": content["epoch"]}, step=content["epoch"])
-                else:
-                    log, _ = self._handle_result(content)  # Ray's config keys stay out of the config
-                    if "epoch" in content:  # resumed trials restart Ray's iteration count; the epoch does not
-                        log["training_iteration"] = int(content["epoch"])
-                    self._wandb.log(log, step=log.get("training_iteration"))
-            except Exception as exc:  # noqa: BLE001 - a lost data point must not end the run's logging
-                print(f"W&B logging of {self._trial_name} skipped an item: {exc!r}")
-        self._wandb.finish()
-        # finish() returns before W&B's service process has written the run to disk; Ray kills the
-        # actor (and that process) as soon as run() returns: wait for the service to shut down first
-        self._wandb.teardown()
+                self._do(op, run_id, *args)
+            except Exception as exc:  # noqa: BLE001 - a lost data point must not end the logging
+                print(f"W&B logging of {self.names.get(run_id, run_id)} skipped an item ({op}): {exc!r}",
+                      flush=True)
+            finally:
+                self.items.task_done()
+
+    def _do(self, op: str, run_id: str | None, *args: Any) -> None:
+        if op == "sync":
+            done, teardown = args
+            try:
+                if teardown and not self.runs and self._service:
+                    self._service = False
+                    self._wandb.teardown()  # waits until the service has written every finished run
+            finally:
+                done.set()
+            return
+        if op == "start":
+            if run_id in self.runs:  # a trial started again (Ray's retry) keeps its open run
+                return
+            if self._wandb is None:
+                import wandb
+
+                self._wandb = wandb
+            init, earlier = args
+            self.names[run_id] = init.get("name", run_id)
+            os.makedirs(init["dir"], exist_ok=True)
+            settings = self._wandb.Settings(**init.pop("settings"))
+            self.runs[run_id] = run = self._wandb.init(id=run_id, reinit="create_new", settings=settings, **init)
+            if not self._service:  # W&B registered its service's teardown at exit: ours must run first
+                self._service = True
+                atexit.unregister(self._at_exit)
+                atexit.register(self._at_exit)
+            for row in earlier:  # a restored trial: what its run had before the stop
+                self._log(run, row)
+            return
+        run = self.runs.get(run_id)
+        if run is None:  # never started (its init failed), or already finished
+            return
+        if op == "log":
+            self._log(run, *args)
+        elif op == "images":
+            panel, names, epoch = args
+            image = self._wandb.Image(panel_image(panel, names), caption="rows: training images; columns: input | "
+                                                                         "clean | noisy | current label | prediction")
+            run.log({"panels": image, "epoch": epoch}, step=epoch)
+        elif op == "state":
+            (content,) = args
+            run.summary["state"] = content["state"]
+            if content.get("failure"):
+                run.summary["failure"] = content["failure"]
+            if content["state"] != "complete":
+                run.tags = tuple(dict.fromkeys([*(run.tags or ()), content["state"]]))
+        elif op == "finish":
+            del self.runs[run_id]
+            run.finish()
+
+    def _at_exit(self) -> None:
+        """The driver exits without its experiment's end (a crash): finish the open runs, with what
+        was queued for them, before W&B stops its service."""
+        for run_id in list(self.runs):
+            self.put("finish", run_id)
+        self.drain(10.0)
+
+    @staticmethod
+    def _log(run, row: dict) -> None:
+        log = dict(row)
+        if "epoch" in log:  # resumed trials restart Ray's iteration count; the epoch does not
+            log["training_iteration"] = int(log["epoch"])
+        run.log(log, step=log.get("training_iteration"))
 
 
-class StudyWandbCallback(WandbLoggerCallback):
-    _logger_actor_cls = _StudyLoggingActor
-    AUTO_CONFIG_KEYS: list[str] = []  # Ray's trial_id, pid, date, hostname, node_ip, ...: not in the config
+_WRITER = _RunWriter()  # one per process: every callback of the driver (search, replication) uses it
 
+
+class StudyWandbCallback(LoggerCallback):
     def __init__(self, *, project: str, group: str, mode: str, job_type: str, wandb_dir: str | None,
                  entity: str | None = None, upload_timeout: int = 30, tags: list[str] | None = None,
                  study: str = "", slug: str = "", namer: TrialNamer | None = None):
@@ -244,34 +316,35 @@ class StudyWandbCallback(WandbLoggerCallback):
             extra["dir"] = wandb_dir
         if entity:
             extra["entity"] = entity
-        super().__init__(project=project, group=group, upload_timeout=upload_timeout, excludes=list(RAY_KEYS),
-                         **extra)
+        self.project, self.group, self.kwargs = project, group, extra
+        self.excludes = list(RAY_KEYS)
+        self._upload_timeout = upload_timeout
         self.study, self.slug = study, slug
         self.mode = mode  # as configured (auto is resolved again where the experiment is resumed)
         self.namer = namer or TrialNamer(slug)
-        self._outboxes: dict[str, tuple[queue.Queue, threading.Thread]] = {}  # trial id -> (items, sender)
-        self._draining: list[queue.Queue] = []  # outboxes of ended trials, until their sender is through
+        self._open: set[str] = set()  # trials whose run was started and not finished
         self._classes: dict[str, list[str]] = {}
         self._ended: set[str] = set()  # trials whose run got its end state (log_trial_end)
 
     def __getstate__(self) -> dict:  # pickled into tuner.pkl before anything runs: no live parts
         state = dict(self.__dict__)
-        state.update(_outboxes={}, _draining=[], _classes={}, _ended=set(), _trial_logging_actors={},
-                     _trial_logging_futures={},
-                     _logging_future_to_trial={}, _trial_queues={}, _remote_logger_class=None)
+        state.update(_open=set(), _classes={}, _ended=set())
         return state
 
+    def __setstate__(self, state: dict) -> None:  # experiments pickled by earlier versions
+        self.__dict__.update({"_ended": set(), "_open": set(), "_classes": {},
+                              "mode": state.get("kwargs", {}).get("mode", "auto"), **state})
+
     def setup(self, *args, **kwargs) -> None:
-        """Ray's setup less its API-key check: that check raises without a key unless WANDB_MODE is set
-        in the driver's environment (so a study restored from ``tuner.pkl``, whose callback is
-        unpickled without running ``__init__``, could not resume offline), and it asks wandb through
-        the deprecated ``wandb.api``. The mode decides instead, resolved here, where the experiment
-        runs now: offline and disabled need no key; online finds it (WANDB_API_KEY or ``wandb login``)
-        in the logging actor, which runs on this node."""
+        """The mode is resolved here, where the experiment runs now (a study restored from
+        ``tuner.pkl`` is unpickled without ``__init__``): offline and disabled need no key; online
+        finds it (WANDB_API_KEY or ``wandb login``) in this process. Ray's own callback checks for a
+        key instead, which raises offline without WANDB_MODE and asks the deprecated ``wandb.api``."""
         self.kwargs["mode"] = resolve_mode(self.mode)
 
-    def __setstate__(self, state: dict) -> None:  # experiments pickled before these fields existed
-        self.__dict__.update({"_ended": set(), "mode": state.get("kwargs", {}).get("mode", "auto"), **state})
+    @property
+    def _exclude(self) -> set[str]:
+        return set(self.excludes)
 
     # -- the config, name and settings of a run ----------------------------------------------------
     def run_config(self, trial) -> dict[str, Any]:
@@ -294,112 +367,47 @@ class StudyWandbCallback(WandbLoggerCallback):
         return out
 
     def log_trial_start(self, trial) -> None:
-        import wandb
-
-        init = dict(id=trial.trial_id, name=self.namer.name(trial), allow_val_change=True, group=self.group,
-                    project=self.project, config=self.run_config(trial), **self.kwargs)
-        if terminal.LEVEL < 2:  # no banners, per-run summaries or console capture in the actor
-            init["settings"] = wandb.Settings(silent=True, console="off")
-        self._start_logging_actor(trial, self._exclude_results + self.excludes, **init)
-        for row in _earlier_epochs(trial):  # a restored trial: what its W&B run had before the stop
-            self._send(trial, (_QueueItem.RESULT, scalars(row, set(self._exclude_results + self.excludes))))
-
-    def _start_logging_actor(self, trial, exclude_results: list, **wandb_init_kwargs) -> None:
-        """Ray's version with two changes. It hands WANDB_API_KEY to the logging actor through
-        ``runtime_env`` env_vars, which Ray writes in plain text into its session logs; the actor runs
-        on the driver's node (``_force_on_current_node``), where the key is found without being
-        passed: a local Ray inherits the driver's environment, a cluster node reads ``wandb login``'s
-        ~/.netrc. And the queue goes to ``run`` instead of the constructor: an actor handle among the
-        arguments of a restartable actor's constructor makes Ray log an error line per trial."""
-        if trial in self._trial_logging_futures:  # a restarted trial keeps its actor
+        if trial.trial_id in self._open:  # a trial started again (Ray's retry) keeps its run
             return
-        import ray
-        from ray.air.integrations.wandb import _force_on_current_node
-        from ray.util.queue import Queue
-
-        options = {"num_cpus": 0, **_force_on_current_node(), "max_restarts": -1, "max_task_retries": -1}
-        if not self._remote_logger_class:
-            self._remote_logger_class = ray.remote(**options)(self._logger_actor_cls)
-        self._trial_queues[trial] = Queue(actor_options=dict(options))
-        actor = self._remote_logger_class.remote(logdir=trial.local_path, queue=None, exclude=exclude_results,
-                                                 to_config=self.AUTO_CONFIG_KEYS, **wandb_init_kwargs)
-        self._trial_logging_actors[trial] = actor
-        future = actor.run.remote(self._trial_queues[trial])
-        self._trial_logging_futures[trial] = future
-        self._logging_future_to_trial[future] = trial
-
-    # -- never block Tune's loop: puts go through a background thread per trial, in order -----------
-    def _send(self, trial, item: tuple) -> None:
-        """Queue ``item`` for the trial's logging actor. A thread per trial does the blocking put, so a
-        queue actor that is still starting delays its own trial's items only."""
-        box = self._outboxes.get(trial.trial_id)
-        if box is None or not box[1].is_alive():
-            outbox: queue.Queue = queue.Queue()
-            sender = threading.Thread(target=self._send_loop, args=(outbox, self._trial_queues[trial]), daemon=True,
-                                      name=f"wandb-{trial.trial_id}")
-            sender.start()
-            box = self._outboxes[trial.trial_id] = (outbox, sender)
-        box[0].put(item)
-        if item[0] == _QueueItem.END:  # the thread ends after it; a later item gets a new one
-            box[0].put(None)
-            self._draining.append(self._outboxes.pop(trial.trial_id)[0])
-
-    @staticmethod
-    def _send_loop(outbox: queue.Queue, target) -> None:
-        while True:
-            item = outbox.get()
-            try:
-                if item is None:
-                    return
-                target.put(item)
-            except Exception:  # noqa: BLE001 - the actor is gone (killed at the end): drop the item
-                pass
-            finally:
-                outbox.task_done()
-
-    def _flush(self, timeout: float) -> None:
-        """Wait until the queued items reached the logging actors (at most ``timeout`` s)."""
-        deadline = time.monotonic() + timeout
-        for outbox in [*self._draining, *(box[0] for box in list(self._outboxes.values()))]:
-            while outbox.unfinished_tasks and time.monotonic() < deadline:
-                time.sleep(0.05)
-        self._draining = [box for box in self._draining if box.unfinished_tasks]
+        init = dict(name=self.namer.name(trial), allow_val_change=True, group=self.group, project=self.project,
+                    config=self.run_config(trial), **self.kwargs)
+        init.setdefault("dir", trial.local_path)  # remote storage: in the trial's local folder
+        # console capture would take the driver's own terminal; system metrics would measure the driver
+        init["settings"] = dict(silent=terminal.LEVEL < 2, console="off", x_disable_stats=True)
+        earlier = [scalars(row, self._exclude) for row in _earlier_epochs(trial)]
+        self._open.add(trial.trial_id)
+        self._ended.discard(trial.trial_id)
+        _WRITER.put("start", trial.trial_id, init, earlier)
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-        if trial not in self._trial_logging_actors:
+        if trial.trial_id not in self._open:
             self.log_trial_start(trial)
         names = class_names(result)
         if names:
             self._classes[trial.trial_id] = names
-        self._send(trial, (_QueueItem.RESULT, scalars(result, set(self._exclude_results + self.excludes))))
-
-    def _signal_logging_actor_stop(self, trial) -> None:
-        self._send(trial, (_QueueItem.END, None))
+        _WRITER.put("log", trial.trial_id, scalars(result, self._exclude))
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
-        if trial not in self._trial_logging_actors:
+        if trial.trial_id not in self._open:
             self.log_trial_start(trial)
         self._ended.add(trial.trial_id)
         state, reason = end_state(trial, failed)
-        self._send(trial, (STATE, {"state": state, "failure": reason}))
-        super().log_trial_end(trial, failed)
+        _WRITER.put("state", trial.trial_id, {"state": state, "failure": reason})
+        self._finish(trial.trial_id)
+
+    def _finish(self, trial_id: str) -> None:
+        self._open.discard(trial_id)
+        _WRITER.put("finish", trial_id)
 
     def on_experiment_end(self, trials: list, **info) -> None:
-        # an interrupt (Ctrl-C) ends the experiment without log_trial_end for the running trials: their
-        # runs are closed here (and continued on --resume) instead of being killed mid-write after the
-        # upload timeout, which left Ray's "actor ... killed by ray.kill" line on the terminal
-        for trial in list(self._trial_logging_actors):
-            if trial.trial_id not in self._ended:
-                self._signal_logging_actor_stop(trial)
-        self._flush(self._upload_timeout)
-        super().on_experiment_end(trials, **info)
-
-    def __del__(self):
-        try:
-            self._flush(2)
-            super().__del__()
-        except Exception:  # noqa: BLE001 - at interpreter exit Ray may already be gone: nothing to flush
-            pass
+        """Finish the runs still open and wait (at most ``upload_timeout`` s) until W&B has written
+        them. An interrupt (Ctrl-C) ends the experiment without log_trial_end for the running
+        trials: their runs are finished here, and continued on --resume."""
+        for trial_id in list(self._open):
+            self._finish(trial_id)
+        if not _WRITER.drain(self._upload_timeout, teardown=True):
+            print(f"W&B: runs not written within {self._upload_timeout} s (logging.wandb.upload_timeout)",
+                  flush=True)
 
     def on_checkpoint(self, iteration: int, trials: list, trial, checkpoint, **info) -> None:
         """Log the image panel saved beside the checkpoint, if the engine wrote one."""
@@ -411,7 +419,7 @@ class StudyWandbCallback(WandbLoggerCallback):
                 epoch = int(data["epoch"]) if "epoch" in data.files else iteration
         except (FileNotFoundError, OSError):
             return
-        if trial not in self._trial_queues:
+        if trial.trial_id not in self._open:
             self.log_trial_start(trial)
         names = self._classes.get(trial.trial_id) or class_names(trial.last_result or {})
-        self._send(trial, (IMAGES, {"epoch": epoch, "panel": panel, "classes": names}))
+        _WRITER.put("images", trial.trial_id, panel, names, epoch)
