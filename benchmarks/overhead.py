@@ -2,7 +2,7 @@
 the trial's own work.
 
     .venv/bin/python benchmarks/overhead.py                       # 2 and 8 one-epoch trials
-    .venv/bin/python benchmarks/overhead.py --counts 2 8 --wandb offline
+    .venv/bin/python benchmarks/overhead.py --counts 2 8 --wandb offline --rounds 3
 
 For each N in ``--counts`` a fresh ``python -m study.run`` (local Ray, its own storage) runs a search
 of N one-epoch trials of a tiny model (synthetic 32x32, 16 training images, depth-1 UNet), one at a
@@ -19,7 +19,20 @@ Reported:
 - marginal per trial: ((wall_b - work_b) - (wall_a - work_a)) / (N_b - N_a) between the smallest and the
   largest N, so the fixed costs (Ray start, the report) cancel.
 
-Goal (issue 20): <= 1 s per trial. Wall time: on a shared machine other load inflates every figure.
+Variants, measured alternately in one run (round 1: A B C D, round 2: D C B A, ...) so that the load
+of a shared machine falls on all of them alike: every W&B mode of ``--wandb`` (default: disabled and
+offline, the default of a new user without an API key) and, with ``--baseline REV``, the code of git
+revision REV (``git archive``, same venv) beside the working tree:
+
+    .venv/bin/python benchmarks/overhead.py --rounds 3                      # W&B disabled vs offline
+    .venv/bin/python benchmarks/overhead.py --rounds 3 --baseline a6c4fcf   # and an earlier revision
+
+Reported per variant: the marginal per trial of each round and their median, and per round its
+difference from the first variant (W&B's own cost per trial: offline - disabled).
+
+Goal (issue 20): <= 1 s per trial. Wall time: on a shared machine other load inflates every figure;
+the host's raw-loop figure (benchmarks/throughput.py host_figure) and the load average are printed
+with them.
 """
 from __future__ import annotations
 
@@ -69,55 +82,103 @@ def trial_times(exp: Path) -> list[tuple[float, float, float, float]]:
     return out
 
 
-def run_study(n: int, wandb: str, root: Path) -> dict:
+def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
+    """One study of ``n`` trials with W&B ``wandb``, run by the code at ``code`` (a fresh folder)."""
+    root = Path(tempfile.mkdtemp(prefix=f"{wandb}-{n}-", dir=root))
     space = root / f"overhead-{n}.yaml"
     space.write_text(textwrap.dedent(SPEC.format(n=n, wandb=wandb)))
     storage = root / f"runs-{n}"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_DIR": str(root / "wandb"),
-           "WANDB_SILENT": "true"}
-    env.pop("RAY_ADDRESS", None)
+    # a new user's environment: no W&B variable or key (auto/offline logs offline)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
+    env.update(PYTHONPATH=str(code), NETRC=str(root / "no-netrc"), RAY_USAGE_STATS_ENABLED="0")
     t0 = time.time()
     res = subprocess.run([sys.executable, "-m", "study.run", str(space), "--storage", str(storage), "--quiet"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+                         cwd=code, env=env, capture_output=True, text=True)
     wall = time.time() - t0
     if res.returncode != 0:
         raise SystemExit(f"error: the study of {n} trials failed:\n{res.stderr[-3000:]}")
     trials = trial_times(storage / "overhead" / "main")
     if len(trials) != n:
         raise SystemExit(f"error: {len(trials)} trial results for {n} trials in {storage}")
+    runs = len(list((storage / "overhead" / "wandb").glob("offline-run-*")))
+    if wandb == "offline" and runs != n:
+        raise SystemExit(f"error: {runs} W&B offline runs for {n} trials in {storage}")
     inside, work = sum(t[2] for t in trials), sum(t[3] for t in trials)
     phase = max(t[1] for t in trials) - min(t[0] for t in trials)
     return {"trials": n, "wall_s": wall, "search_phase_s": phase, "inside_trainable_s": inside, "work_s": work,
             "between_trials_per_trial_s": (phase - inside) / n, "overhead_per_trial_s": (phase - work) / n}
 
 
+def export(rev: str, root: Path) -> Path:
+    """The tree of git revision ``rev`` in a folder of ``root`` (``git archive``: the checkout is untouched)."""
+    out = root / f"rev-{rev}"
+    out.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+    return out
+
+
+def marginal(a: dict, b: dict) -> float:
+    return ((b["wall_s"] - b["work_s"]) - (a["wall_s"] - a["work_s"])) / (b["trials"] - a["trials"])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--counts", type=int, nargs="+", default=[2, 8])
-    ap.add_argument("--wandb", default="disabled", choices=["disabled", "offline"])
+    ap.add_argument("--wandb", nargs="+", default=["disabled", "offline"], choices=["disabled", "offline"])
+    ap.add_argument("--baseline", metavar="REV", help="also measure the code of this git revision, alternately")
+    ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (the order reverses each round)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "benchmarks"))
     from _common import machine
+    from throughput import host_figure
 
-    rows = []
+    counts = sorted(args.counts)
+    host = host_figure()
+    print(f"host raw loop {host:.0f} img/CPU-s, load average {os.getloadavg()[0]:.1f}; {machine('cpu')}", flush=True)
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
-        for n in args.counts:
-            rows.append(run_study(n, args.wandb, Path(tmp)))
-            r = rows[-1]
-            print(f"{n:3d} trials: driver wall {r['wall_s']:6.1f} s, search phase {r['search_phase_s']:6.1f} s, "
-                  f"inside the trainable {r['inside_trainable_s']:6.1f} s, epoch work {r['work_s']:6.1f} s -> per "
-                  f"trial: {r['between_trials_per_trial_s']:.2f} s between trials, {r['overhead_per_trial_s']:.2f} s "
-                  f"all overhead", flush=True)
-    a, b = rows[0], rows[-1]
-    marginal = None
-    if b["trials"] > a["trials"]:
-        marginal = ((b["wall_s"] - b["work_s"]) - (a["wall_s"] - a["work_s"])) / (b["trials"] - a["trials"])
-        print(f"marginal overhead per trial ({a['trials']} -> {b['trials']} trials): {marginal:.2f} s "
-              f"(goal <= 1 s: {'met' if marginal <= 1 else 'NOT met'}); W&B {args.wandb}; {machine('cpu')}")
+        codes = {"working tree": REPO}
+        if args.baseline:
+            codes = {args.baseline: export(args.baseline, Path(tmp)), **codes}
+        variants = [(code, mode) for code in codes for mode in args.wandb]
+        per_round: list[dict[tuple, float]] = []
+        for k in range(args.rounds):
+            order = variants if k % 2 == 0 else variants[::-1]
+            got: dict[tuple, list[dict]] = {}
+            for n in counts:
+                for code, mode in order:
+                    r = run_study(n, mode, Path(tmp), codes[code])
+                    r.update(round=k + 1, code=code, wandb=mode, load=os.getloadavg()[0])
+                    rows.append(r)
+                    got.setdefault((code, mode), []).append(r)
+                    print(f"round {k + 1}, {code}, W&B {mode:8s} {n:3d} trials: driver wall {r['wall_s']:6.1f} s, "
+                          f"search phase {r['search_phase_s']:6.1f} s, inside the trainable "
+                          f"{r['inside_trainable_s']:6.1f} s, epoch work {r['work_s']:5.1f} s -> per trial "
+                          f"{r['between_trials_per_trial_s']:.2f} s between trials, {r['overhead_per_trial_s']:.2f} s "
+                          f"all overhead; load {r['load']:.1f}", flush=True)
+            if len(counts) > 1:
+                per_round.append({v: marginal(rs[0], rs[-1]) for v, rs in got.items()})
+                first = per_round[-1][variants[0]]
+                print(f"round {k + 1}: marginal per trial ({counts[0]} -> {counts[-1]} trials): " + "; ".join(
+                    f"{c}, W&B {m}: {per_round[-1][c, m]:.2f} s ({per_round[-1][c, m] - first:+.2f})"
+                    for c, m in variants), flush=True)
+    summary = {}
+    if per_round:
+        import statistics
+
+        for c, m in variants:
+            vals = [r[c, m] for r in per_round]
+            med = statistics.median(vals)
+            summary[f"{c}, W&B {m}"] = {"per_round_s": vals, "median_s": med}
+            print(f"marginal per trial, {c}, W&B {m}: median {med:.2f} s over {len(vals)} round(s) "
+                  f"({', '.join(f'{v:.2f}' for v in vals)}; goal <= 1 s: {'met' if med <= 1 else 'NOT met'})")
+    print(f"host raw loop {host:.0f} img/CPU-s (before), {host_figure():.0f} (after); load average "
+          f"{os.getloadavg()[0]:.1f}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine("cpu"), "wandb": args.wandb, "rows": rows,
-                                               "marginal_per_trial_s": marginal}, indent=1))
+        Path(args.json).write_text(json.dumps({"machine": machine("cpu"), "host_img_per_cpu_s": host, "rows": rows,
+                                               "marginal_per_trial": summary}, indent=1))
     return 0
 
 
