@@ -26,6 +26,7 @@ revision REV (``git archive``, same venv) beside the working tree:
 
     .venv/bin/python benchmarks/overhead.py --rounds 3                      # W&B disabled vs offline
     .venv/bin/python benchmarks/overhead.py --rounds 3 --baseline a6c4fcf   # and an earlier revision
+    .venv/bin/python benchmarks/overhead.py --rounds 3 --baseline A --rev B  # two revisions, not the checkout
 
 Reported per variant: the marginal per trial of each round and their median, and per round its
 difference from the first variant (W&B's own cost per trial: offline - disabled).
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counts", type=int, nargs="+", default=[2, 8])
     ap.add_argument("--wandb", nargs="+", default=["disabled", "offline"], choices=["disabled", "offline"])
     ap.add_argument("--baseline", metavar="REV", help="also measure the code of this git revision, alternately")
+    ap.add_argument("--rev", help="measure the code of this git revision instead of the working tree (which "
+                                  "others may be editing on a shared machine)")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (the order reverses each round)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"host raw loop {host:.0f} img/CPU-s, load average {os.getloadavg()[0]:.1f}; {machine('cpu')}", flush=True)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
-        codes = {"working tree": REPO}
+        codes = {args.rev: export(args.rev, Path(tmp))} if args.rev else {"working tree": REPO}
         if args.baseline:
             codes = {args.baseline: export(args.baseline, Path(tmp)), **codes}
         variants = [(code, mode) for code in codes for mode in args.wandb]
