@@ -27,6 +27,7 @@ revision REV (``git archive``, same venv) beside the working tree:
     .venv/bin/python benchmarks/overhead.py --rounds 3                      # W&B disabled vs offline
     .venv/bin/python benchmarks/overhead.py --rounds 3 --baseline a6c4fcf   # and an earlier revision
     .venv/bin/python benchmarks/overhead.py --rounds 3 --baseline A --rev B  # two revisions, not the checkout
+    .venv/bin/python benchmarks/overhead.py --rounds 2 --baseline A --baseline-wandb offline --rev B
 
 Reported per variant: the marginal per trial of each round and their median, and per round its
 difference from the first variant (W&B's own cost per trial: offline - disabled).
@@ -128,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counts", type=int, nargs="+", default=[2, 8])
     ap.add_argument("--wandb", nargs="+", default=["disabled", "offline"], choices=["disabled", "offline"])
     ap.add_argument("--baseline", metavar="REV", help="also measure the code of this git revision, alternately")
+    ap.add_argument("--baseline-wandb", nargs="+", choices=["disabled", "offline"],
+                    help="the W&B modes measured with --baseline's code (default: --wandb's)")
     ap.add_argument("--rev", help="measure the code of this git revision instead of the working tree (which "
                                   "others may be editing on a shared machine)")
     ap.add_argument("--rounds", type=int, default=1, help="alternating rounds (the order reverses each round)")
@@ -145,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         codes = {args.rev: export(args.rev, Path(tmp))} if args.rev else {"working tree": REPO}
         if args.baseline:
             codes = {args.baseline: export(args.baseline, Path(tmp)), **codes}
-        variants = [(code, mode) for code in codes for mode in args.wandb]
+        variants = [(code, mode) for code in codes
+                    for mode in (args.baseline_wandb or args.wandb if code == args.baseline else args.wandb)]
         per_round: list[dict[tuple, float]] = []
         for k in range(args.rounds):
             order = variants if k % 2 == 0 else variants[::-1]
