@@ -6,8 +6,7 @@ conditions and the report); Ray's routine INFO/WARNING lines, the trial processe
 deprecation warnings of the libraries are left out. ``--verbose`` brings Ray's and W&B's output
 back (Ray's status tables, every worker's output, W&B's run summaries). Errors are never hidden.
 
-Set once per driver process before Ray starts (local Ray workers and the W&B logging actors
-inherit the environment); the callbacks read :data:`LEVEL` when they print, so a resumed
+Set once per driver process before Ray starts (local Ray workers inherit the environment); the callbacks read :data:`LEVEL` when they print, so a resumed
 experiment (whose callbacks Ray restores from its pickled state) follows the current flags.
 """
 from __future__ import annotations
@@ -63,7 +62,7 @@ def configure(level: int = 1, live: bool = True) -> None:
             logging.getLogger(name).removeFilter(_FILTER)
         logging.getLogger(_EXPERIMENT_STATE).removeFilter(_ONE_LINE)
         return
-    # W&B in the logging actors: no per-run banners and summaries, no console capture
+    # W&B: no per-run banners and summaries, no console capture
     os.environ.setdefault("WANDB_SILENT", "true")
     os.environ.setdefault("WANDB_CONSOLE", "off")
     # library deprecations, in this process and in the local Ray workers started from it
