@@ -7,8 +7,8 @@ deprecation warnings of the libraries are left out. ``--verbose`` brings Ray's a
 back (Ray's status tables, every worker's output, W&B's run summaries). Errors are never hidden.
 
 Set once per driver process before Ray starts (local Ray workers inherit the environment); the
-callbacks read :data:`LEVEL` when they print, so a resumed experiment (whose callbacks Ray restores from its pickled state) follows the
-current flags.
+callbacks read :data:`LEVEL` when they print, so a resumed experiment (whose callbacks Ray
+restores from its pickled state) follows the current flags.
 """
 from __future__ import annotations
 
