@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .spec import Parameter, StudySpec, condition_slug, with_condition
+from .spec import Parameter, StudySpec
 from .replication import replicas
 
 
@@ -82,7 +82,6 @@ def _wandb_mode(mode: str) -> str:
 
 
 def render(spec: StudySpec, space: str, exp_dir, cluster: str, resuming: bool) -> str:
-    from trainables.config import parse_trial
     from trainables.plugins import describe
 
     s, sched = spec.search, spec.scheduler
@@ -99,15 +98,13 @@ def render(spec: StudySpec, space: str, exp_dir, cluster: str, resuming: bool) -
              f"  replication: top {spec.final.top_k} with seeds {spec.final.seeds}; baselines: "
              f"{', '.join(spec.baselines) or 'none'}; W&B: {_wandb_mode(spec.logging.wandb.mode)}"]
     totals = {"search_max": 0, "search_min": 0, "final": 0, "trials": 0, "replicas": 0}
-    conditions = spec.condition_list()
-    for condition in conditions:
-        base = with_condition(spec, condition)
-        epochs = parse_trial(base).train.epochs
-        b = budget(spec, epochs)
+    conditions = spec.typed_conditions()
+    for cond in conditions:
+        b = budget(spec, cond.config.train.epochs)
         for k in totals:
             totals[k] += b[k]
-        given = ", ".join(f"{k}={v!r}" for k, v in condition.items()) or "no conditions"
-        lines += ["", f"condition {condition_slug(condition)} ({given})", f"  trial: {_trial_summary(base)}"]
+        given = ", ".join(f"{k}={v!r}" for k, v in cond.values.items()) or "no conditions"
+        lines += ["", f"condition {cond.slug} ({given})", f"  trial: {_trial_summary(cond.base)}"]
         if spec.parameters:
             width = max(len(k) for k in spec.parameters)
             lines.append("  search space:")

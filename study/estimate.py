@@ -28,8 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .spec import (StudySpec, baseline_overrides, condition_slug, representative_params, set_keys,
-                   with_condition)
+from .spec import StudySpec, baseline_overrides, representative_params
 
 ESTIMATE_FILE = "estimate.json"  # {condition slug: {kind: calibrated seconds per epoch}}
 CALIBRATION_BATCHES = 2  # training batches per calibration epoch
@@ -146,11 +145,10 @@ def estimate(spec: StudySpec, cpus: int | None = None) -> Estimate:
             costs[key] = epoch_cost(trial, datas[data_key])
         return costs[key]
 
-    for condition in spec.condition_list():
-        base = with_condition(spec, condition)
-        params = representative_params(spec, condition)
-        searched = set_keys(base, params)
-        epochs = parse_trial(searched, "").train.epochs
+    for cond in spec.typed_conditions():
+        params = representative_params(spec, cond.values)
+        searched = cond.trial(params)
+        epochs = cond.config_with(params).train.epochs
         c = cost(searched)
         n, sched = spec.search.num_samples, spec.scheduler
         if n and sched.type == "asha":
@@ -165,12 +163,12 @@ def estimate(spec: StudySpec, cpus: int | None = None) -> Estimate:
                                                   for name, b in spec.baselines.items()]:
             if sets is None:
                 continue
-            kinds[label] = cost(set_keys(base, sets)).seconds
+            kinds[label] = cost(cond.trial(sets)).seconds
         seeds = len(spec.final.seeds)
         top_k = spec.final.top_k if n else 1
         final = seeds * (top_k * kinds.get("tuned", 0.0) + sum(v for k, v in kinds.items() if k != "tuned")) * epochs
         setup = c.setup_s * (n + seeds * (top_k + len(spec.baselines)))
-        out.conditions.append({"slug": condition_slug(condition), "epoch_s": c.seconds, "kinds": kinds,
+        out.conditions.append({"slug": cond.slug, "epoch_s": c.seconds, "kinds": kinds,
                                "search_low": (low * c.seconds + setup / 2) / slots,
                                "search_high": (high * c.seconds + setup / 2) / slots,
                                "final": (final + setup / 2) / slots})

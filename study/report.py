@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainables.config import dump_trial_config, parse_trial
+from trainables.config import dump_trial_config
 from trainables.errors import UserError
 from trainables.tables import write_csv
 
 from . import figures
 from .results import TrialRecord, best_trials, params_of, read_trials
-from .spec import StudySpec, condition_slug, load_study, set_keys, with_condition
+from .spec import StudySpec, condition_slug, load_study
 from .stats import LEVEL, Summary, paired, summarize, verdict
 
 SUMMARY = ("best_val", "max_test", "last")
@@ -56,7 +56,7 @@ def optuna_states(spec: StudySpec, exp_dir: Path, slug: str) -> dict[str, dict]:
 
 def display_names(spec: StudySpec, condition: dict, labels) -> dict[str, str]:
     """``tuned`` -> ``adele (tuned)``; baselines keep their names."""
-    method = str(condition.get("method.name") or (spec.trial.get("method") or {}).get("name", "method"))
+    method = spec.condition(condition).config.method.name
     if spec.search.num_samples == 0:  # no search: the trial as configured
         return {lab: f"{method} (as configured)" if lab == "tuned" else lab for lab in labels}
     return {lab: (f"{method} (tuned)" if lab == "tuned" else f"{method} (tuned {lab[5:]})"
@@ -179,7 +179,7 @@ def condition_report(spec: StudySpec, exp_dir: Path, condition: dict) -> Conditi
     summaries, pairs = compare(spec, by_label, order)
     table_rows, comparison_rows = _verdict_rows(slug, by_label, order, summaries, pairs)
     imp = _importances(spec, exp_dir, slug)
-    best_yaml = (dump_trial_config(parse_trial(set_keys(with_condition(spec, condition), best.params)), spec.plugins)
+    best_yaml = (dump_trial_config(spec.condition(condition).config_with(best.params), spec.plugins)
                  if best is not None else None)  # names the study's plugins: it re-runs as is
     return ConditionReport(
         slug=slug, rows={"trials": trial_rows, "final": final_rows, "table": table_rows,

@@ -90,11 +90,11 @@ def experiment_dirs(spec: StudySpec) -> tuple[Path, str]:
 
 def check_data(spec: StudySpec) -> None:
     """Datasets with files need ``dataset.root``: fail before anything is written."""
-    ds = spec.trial.get("dataset") or {}
-    if ds.get("name", "synthetic") != "synthetic":
-        root = ds.get("root")
+    ds = spec.condition({}).config.dataset  # the trial as configured
+    if ds.name != "synthetic":
+        root = ds.root
         if not root:
-            raise ConfigError(f"trial.dataset.root: required for dataset {ds.get('name')!r}; "
+            raise ConfigError(f"trial.dataset.root: required for dataset {ds.name!r}; "
                               "pass --set trial.dataset.root=DIR (e.g. ../shared/data/camvid)")
         if "://" not in str(root) and not Path(root).expanduser().exists():
             raise ConfigError(f"trial.dataset.root: {root}: no such folder")

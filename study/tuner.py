@@ -24,7 +24,6 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter
 
-from trainables.config import parse_trial
 from trainables.tune_adapter import train
 
 from .preflight import trial_slots
@@ -34,7 +33,7 @@ from .relocation import RelocatableSearchGenerator
 from .results import TrialRecord, done_marker, is_full_budget, mark_done, trial_failure
 from .searcher import PrunedAwareOptunaSearch, open_storage, reconcile, storage_url
 from .spec.space import Space, make_sampler
-from .spec import StudySpec, condition_slug, with_condition
+from .spec import Condition, StudySpec, condition_slug
 from .replication import replicas, top_configs
 from .trial_info import TrialNamer
 from .wandb_log import StudyWandbCallback
@@ -52,7 +51,7 @@ def load_optuna_study(spec: StudySpec, exp_dir: str | Path, slug: str) -> optuna
     return optuna.load_study(study_name=study_name(spec, slug), storage=open_storage(url))
 
 
-def _dataset(spec: StudySpec, base: dict) -> Any:
+def _dataset(spec: StudySpec, cond: Condition) -> Any:
     """The decoded dataset of a condition with its training labels corrupted for the condition's
     noise and seed, built once in the driver and handed to every trial through Ray's object store
     (trials with another noise config or seed, e.g. replicates, corrupt their own copy); None when a
@@ -61,8 +60,8 @@ def _dataset(spec: StudySpec, base: dict) -> Any:
         return None
     from trainables.data import create_dataset
     from trainables.trial_data import corrupt_once
-    cfg = parse_trial(base)
-    key = json.dumps(base["dataset"], sort_keys=True)
+    cfg = cond.config
+    key = json.dumps(cond.base["dataset"], sort_keys=True)
     if key not in _DATASETS:
         _DATASETS[key] = create_dataset(cfg.dataset)
     noise_key = json.dumps([key, cfg.to_dict()["noise"], cfg.effective_noise_seed], sort_keys=True)
@@ -166,12 +165,11 @@ def _check_finished(records: list[TrialRecord], expected: int, since: float) -> 
 def run_search(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, *, verbose: int = 1) -> list[dict]:
     if spec.search.num_samples == 0:
         return []  # a fixed protocol: the trial as configured is replicated
-    slug = condition_slug(condition)
-    base = with_condition(spec, condition)
-    epochs = parse_trial(base).train.epochs
-    trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, base)),
+    cond = spec.condition(condition)
+    slug, epochs = cond.slug, cond.config.train.epochs
+    trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, cond)),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    param_space = {"trial": base, "images_every": spec.logging.wandb.images_every}
+    param_space = {"trial": cond.trial(), "images_every": spec.logging.wandb.images_every}
     url = storage_url(spec.storage.optuna, exp_dir)
 
     def make_tuner() -> tune.Tuner:
@@ -208,11 +206,11 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
     grid = replicas(spec, top_configs(spec, records))
     if not grid:
         return []
-    slug = condition_slug(condition)
-    base = with_condition(spec, condition)
-    trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, base)),
+    cond = spec.condition(condition)
+    slug = cond.slug
+    trainable = tune.with_resources(tune.with_parameters(train, dataset=_dataset(spec, cond)),
                                     {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    param_space = {"trial": base, "images_every": spec.logging.wandb.images_every,
+    param_space = {"trial": cond.trial(), "images_every": spec.logging.wandb.images_every,
                    "replica": tune.grid_search(grid)}
     name = f"{slug}-final"
 
@@ -223,7 +221,7 @@ def run_final(spec: StudySpec, exp_dir: Path, ray_root: str, condition: dict, re
                                         metric=spec.metric.name, mode=spec.metric.mode, reuse_actors=True,
                                         trial_dirname_creator=trial_dirname),
             run_config=_run_config(spec, exp_dir, ray_root, name, slug, "final", verbose, total=len(grid),
-                                   epochs=parse_trial(base).train.epochs, early_stop=False))
+                                   epochs=cond.config.train.epochs, early_stop=False))
 
     since = int(time.time())
     final = _records(_fit(f"{ray_root}/{name}", trainable, make_tuner))

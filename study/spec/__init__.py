@@ -1,8 +1,9 @@
 """The study spec: a study YAML -> a validated :class:`StudySpec` (``load_study`` / ``parse_study``),
 and everything the rest of ``study`` asks of it. One package, by kind:
 
-- ``schema``: the sections as dataclasses (:class:`StudySpec`, :class:`Parameter`, ...) and the small
-  rules on their values (a condition's slug, ``when:`` matching, a condition's base trial);
+- ``schema``: the sections as dataclasses (:class:`StudySpec`, :class:`Parameter`, ...), a condition
+  built once as a typed :class:`Condition` (its values, base trial and parsed TrialConfig), and the
+  small rules on their values (a condition's slug, ``when:`` matching, a condition's base trial);
 - ``load``: YAML and ``--set`` -> StudySpec, with the checks that span sections;
 - ``parameters``: the three parameter kinds (:class:`Constant`, :class:`Choice`, :class:`Range`),
   each suggesting, enumerating, gridding and describing itself;
@@ -25,13 +26,13 @@ from .load import (TOP_KEYS, apply_study_overrides, check_replication, check_sea
                    parse_study)
 from .metric import TEST_SUMMARIES, check_reported_metric, check_selection_metric
 from .parameters import Choice, Constant, Range
-from .schema import (DISTRIBUTIONS, Baseline, Final, Logging, Metric, Parameter, Resources, Scheduler,
+from .schema import (DISTRIBUTIONS, Baseline, Condition, Final, Logging, Metric, Parameter, Resources, Scheduler,
                      Search, Storage, StudySpec, Wandb, condition_slug, get_key, set_keys, when_matches,
                      with_condition)
 from .seeds import SEED_KEYS, check_fresh_seeds, search_seeds
 
 __all__ = [
-    "StudySpec", "Metric", "Search", "Scheduler", "Resources", "Parameter", "Final", "Baseline", "Wandb",
+    "StudySpec", "Condition", "Metric", "Search", "Scheduler", "Resources", "Parameter", "Final", "Baseline", "Wandb",
     "Logging", "Storage", "DISTRIBUTIONS", "TOP_KEYS", "Constant", "Choice", "Range",
     "load_study", "parse_study", "apply_study_overrides",
     "condition_slug", "when_matches", "get_key", "set_keys", "with_condition",

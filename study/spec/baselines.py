@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from trainables.config import parse_trial
 from trainables.errors import ConfigError
 
-from .schema import Baseline, StudySpec, set_keys, when_matches, with_condition
+from .schema import Baseline, StudySpec, when_matches
 from .seeds import SEED_KEYS
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -68,7 +67,7 @@ def check_baselines(spec: StudySpec) -> None:
         for cond in spec.condition_list():
             values = baseline_overrides(b, representative_params(spec, cond))
             try:
-                parse_trial(set_keys(with_condition(spec, cond), values), "")
+                spec.condition(cond).config_with(values)
             except ConfigError as exc:
                 raise ConfigError(f"baselines.{name}: {exc}") from None
 

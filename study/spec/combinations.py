@@ -15,11 +15,11 @@ import dataclasses
 import itertools
 from typing import Any, Iterator
 
-from trainables.config import TrialConfig, parse_trial
+from trainables.config import TrialConfig
 from trainables.errors import ConfigError, UserError
 
 from .metric import check_reported_metric
-from .schema import Parameter, StudySpec, set_keys, when_matches, with_condition
+from .schema import Parameter, StudySpec, when_matches
 
 MAX_COMBINATIONS = 4096  # trial configs parsed per study at most (each takes well under a millisecond)
 MAX_INT_VALUES = 16  # an int_uniform range up to this many values is enumerated like a categorical
@@ -34,7 +34,7 @@ def validate_study(spec: StudySpec) -> None:
 
 def check_device(spec: StudySpec) -> None:
     """A trial that asks for CUDA gets no GPU from Ray unless ``resources.gpu`` reserves one."""
-    device = str((spec.trial.get("train") or {}).get("device", "auto"))
+    device = spec.condition({}).config.train.device  # the trial as configured
     if device.startswith("cuda") and not spec.resources.gpu:
         raise ConfigError(f"trial.train.device: {device!r} but resources.gpu is 0, so Ray hides every GPU from "
                           "the trials; set resources.gpu (e.g. 1 or 0.5) or train.device: auto")
@@ -80,14 +80,14 @@ def check_combinations(spec: StudySpec) -> int:
     naming the values."""
     built: set[str] = set()
     checked = 0
-    for condition in spec.condition_list():
-        base = with_condition(spec, condition)
+    for cond in spec.typed_conditions():
+        condition = cond.values
         for combo in itertools.islice(combinations(spec, condition), MAX_COMBINATIONS - checked):
             checked += 1
             searched = {k: v for k, v in combo.items() if k not in condition}
             for where, values in _variants(spec, searched):
                 try:
-                    cfg = parse_trial(set_keys(base, values), "trial")
+                    cfg = cond.config_with(values, "trial")
                     key = repr((cfg.model, cfg.dataset.size, cfg.method, cfg.train.epochs, _num_classes(cfg)))
                     if key not in built:
                         _build(cfg)

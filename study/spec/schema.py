@@ -31,9 +31,11 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from trainables.typed import check_range, join, to_dict
+from trainables.config import TrialConfig, parse_trial
 from trainables.errors import ConfigError
 from trainables.tune_adapter import with_values
 
@@ -220,6 +222,19 @@ class StudySpec:
         keys = list(self.conditions)
         return [dict(zip(keys, combo)) for combo in itertools.product(*self.conditions.values())]
 
+    def condition(self, values: dict[str, Any]) -> Condition:
+        """The typed :class:`Condition` of ``values`` (one of :meth:`condition_list`; ``{}``: the trial
+        as configured), built once per spec (the spec is not changed after loading)."""
+        built = self.__dict__.setdefault("_built_conditions", {})
+        key = repr(list(values.items()))
+        if key not in built:
+            built[key] = Condition(dict(values), with_condition(self, values))
+        return built[key]
+
+    def typed_conditions(self) -> list[Condition]:
+        """Every condition as a typed :class:`Condition`, in the order of :meth:`condition_list`."""
+        return [self.condition(values) for values in self.condition_list()]
+
     def to_dict(self) -> dict:
         out = to_dict(self)
         out["parameters"] = {k: {f: v for f, v in p.items() if v is not None} for k, p in out["parameters"].items()}
@@ -228,6 +243,35 @@ class StudySpec:
         if not out["plugins"]:  # a study without plugins: study.yaml as before
             del out["plugins"]
         return out
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One condition of a study, built once (:meth:`StudySpec.condition`): its values (dotted trial
+    keys, in YAML order), its base trial (the study's trial with the values set: what every trial of
+    the condition starts from, as Ray hands it to a trial) and that trial parsed (once, when first
+    asked)."""
+    values: dict[str, Any]
+    base: dict[str, Any] = field(repr=False)
+
+    @cached_property
+    def config(self) -> TrialConfig:
+        """The base trial as a TrialConfig."""
+        return parse_trial(self.base)
+
+    @property
+    def slug(self) -> str:
+        """Folder / Optuna study name: :func:`condition_slug`."""
+        return condition_slug(self.values)
+
+    def trial(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A fresh copy of the base trial with dotted ``values`` set (searched values, a replica's overrides)."""
+        return set_keys(self.base, values or {})
+
+    def config_with(self, values: dict[str, Any], path: str = "") -> TrialConfig:
+        """The parsed trial with dotted ``values`` set (errors name ``path.key``); the condition's own
+        config when there is nothing to set nor a path to name."""
+        return self.config if not values and not path else parse_trial(self.trial(values), path)
 
 
 # -- rules on the values (shared by the checks, the space and the tuner) -------------------------

@@ -12,10 +12,10 @@ SEED_KEYS = ("seed", "noise_seed")
 def search_seeds(spec: StudySpec) -> dict[int, str]:
     """Every seed (trial seed or noise seed) a search trial can use -> where it comes from."""
     used: dict[int, str] = {}
-    trial = spec.trial
-    used.setdefault(int(trial.get("seed") or 0), "trial.seed")
-    if trial.get("noise_seed") is not None:
-        used.setdefault(int(trial["noise_seed"]), "trial.noise_seed")
+    trial = spec.condition({}).config  # the trial as configured
+    used.setdefault(trial.seed, "trial.seed")
+    if trial.noise_seed is not None:
+        used.setdefault(trial.noise_seed, "trial.noise_seed")
     for key in SEED_KEYS:
         for i, v in enumerate(spec.conditions.get(key, [])):
             if isinstance(v, int):
