@@ -13,6 +13,9 @@ YAML shape (every section optional; defaults give the synthetic default trial)::
 
 Named components (dataset, noise kinds, method) keep their own parameters flat beside ``name`` /
 ``kind``; each registry entry owns the dataclass that validates them.
+
+Dotted keys (``noise.0.rate``: ``--set``, a study's conditions and searched values, a replica's
+overrides) are read and set here only: :func:`set_value`, :func:`with_values`, :func:`get_value`.
 """
 from __future__ import annotations
 
@@ -273,6 +276,29 @@ def set_value(data: dict, key: str, value: Any) -> None:
             if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
                 node[part] = {}
             node = node[part]
+
+
+def with_values(data: dict, values: dict[str, Any]) -> dict:
+    """A copy of ``data`` with dotted keys set to values as they are (no YAML round trip, which
+    would read 1e-05 as a string), see :func:`set_value`: a study's conditions and searched values,
+    a replica's overrides."""
+    out = copy.deepcopy(data)
+    for key, value in values.items():
+        set_value(out, key, copy.deepcopy(value))
+    return out
+
+
+def get_value(data: dict, key: str, default: Any = None) -> Any:
+    """The value at the dotted ``key`` in ``data`` (a numeric part indexes a list), or ``default``."""
+    node: Any = data
+    for part in key.split("."):
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return default
+    return node
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:

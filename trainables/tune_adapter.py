@@ -7,7 +7,6 @@ finished search carries ``"replica": {"overrides": {key: value}, ...}`` instead 
 """
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import tempfile
@@ -15,21 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrialConfig, parse_trial, set_value
+from .config import TrialConfig, parse_trial, with_values  # with_values: also importable from here
 from .errors import DiskFullError, is_disk_full
 from .paths import pid_alive as _alive
 
 IMAGES_FILE = "images.npz"  # the epoch's image panel, saved beside the checkpoint state
 SCRATCH_PREFIX = "noisyseg-"  # <tmp>/noisyseg-<pid>-XXXX: a trial's staged checkpoints
-
-
-def with_values(trial: dict, values: dict[str, Any]) -> dict:
-    """A copy of ``trial`` with dotted keys set to values as they are (no YAML round trip, which
-    would read 1e-05 as a string); see :func:`trainables.config.set_value`."""
-    out = copy.deepcopy(trial)
-    for key, value in values.items():
-        set_value(out, key, copy.deepcopy(value))
-    return out
 
 
 def dotted_values(config: dict[str, Any] | None) -> dict[str, Any]:

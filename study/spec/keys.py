@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from trainables.typed import suggest
-from trainables.config import parse_trial
+from trainables.config import parse_trial, with_values
 from trainables.errors import ConfigError
 
-from .schema import StudySpec, set_keys, when_matches
+from .schema import StudySpec, when_matches
 
 
 def check_when(spec: StudySpec) -> None:
@@ -80,7 +80,7 @@ def _fixed_for(spec: StudySpec, key: str, cond: dict) -> dict | None:
 
 def _try(trial: dict, values: dict, where: str, key: str) -> None:
     try:
-        parse_trial(set_keys(trial, values), "trial")
+        parse_trial(with_values(trial, values), "trial")
     except ConfigError as exc:
         msg = str(exc)
         for prefix in (f"trial.{key}: ", "--set "):

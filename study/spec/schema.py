@@ -28,16 +28,14 @@ Shape (W&B-Sweeps style; every section but ``name`` optional)::
 """
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
 from trainables.typed import check_range, join, to_dict
-from trainables.config import TrialConfig, parse_trial
+from trainables.config import TrialConfig, get_value, parse_trial, with_values
 from trainables.errors import ConfigError
-from trainables.tune_adapter import with_values
 
 from .parameters import Choice, Constant, Range
 
@@ -266,7 +264,7 @@ class Condition:
 
     def trial(self, values: dict[str, Any] | None = None) -> dict[str, Any]:
         """A fresh copy of the base trial with dotted ``values`` set (searched values, a replica's overrides)."""
-        return set_keys(self.base, values or {})
+        return with_values(self.base, values or {})
 
     def config_with(self, values: dict[str, Any], path: str = "") -> TrialConfig:
         """The parsed trial with dotted ``values`` set (errors name ``path.key``); the condition's own
@@ -276,21 +274,8 @@ class Condition:
 
 # -- rules on the values (shared by the checks, the space and the tuner) -------------------------
 
-def set_keys(trial: dict, values: dict[str, Any]) -> dict:
-    """A copy of ``trial`` with dotted keys set (numeric parts index lists: noise.0.rate)."""
-    return with_values(trial, values)
-
-
-def get_key(trial: dict, key: str, default: Any = None) -> Any:
-    node: Any = trial
-    for part in key.split("."):
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return default
-    return node
+set_keys = with_values  # older names: dotted keys are set and read by trainables.config only
+get_key = get_value
 
 
 def when_matches(when: dict[str, Any] | None, known: dict[str, Any]) -> bool:
@@ -316,5 +301,5 @@ def condition_slug(condition: dict[str, Any]) -> str:
 
 def with_condition(spec: StudySpec, condition: dict) -> dict:
     """The base trial dict of one condition."""
-    return set_keys(copy.deepcopy(spec.trial), condition)
+    return with_values(spec.trial, condition)
 

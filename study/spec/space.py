@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 import optuna
 
-from .schema import Parameter, StudySpec, get_key, when_matches
+from trainables.config import get_value
+
+from .schema import Parameter, StudySpec, when_matches
 
 
 def sample(trial: optuna.Trial, parameters: dict[str, Parameter], known: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +33,7 @@ class Space:
     def __init__(self, spec: StudySpec, condition: dict[str, Any]):
         self.parameters = spec.parameters
         wanted = {k for p in self.parameters.values() for k in (p.when or {})}
-        self.known = {k: get_key(spec.trial, k) for k in wanted}
+        self.known = {k: get_value(spec.trial, k) for k in wanted}
         self.known.update(condition)
 
     def __call__(self, trial: optuna.Trial) -> dict:

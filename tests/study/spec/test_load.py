@@ -8,7 +8,6 @@ import pytest
 
 from study.spec.space import space_fn
 from study.spec import load_study, parse_study
-from trainables.config import parse_trial
 from trainables.errors import ConfigError
 
 GOOD = """
@@ -56,8 +55,7 @@ def test_define_by_run_is_conditional(tmp_path):
         assert ("method.q" in params) == (params["method.name"] == "gce")
         assert 0.001 <= params["train.lr"] <= 0.1
         seen.add(params["method.name"])
-        from study.spec import set_keys, with_condition
-        parse_trial(set_keys(with_condition(spec, {"noise.0.rate": 0.5}), {**params, **consts}))
+        spec.condition({"noise.0.rate": 0.5}).config_with({**params, **consts})  # a valid trial
         study.tell(t, 0.5)
     assert seen == {"ce", "gce"}
 

@@ -46,3 +46,11 @@ def test_a_space_pickled_by_the_old_paths_loads() -> None:
     loaded = pickle.loads(old)
     assert type(loaded) is space.Space and type(loaded.parameters["train.lr"]) is spec_pkg.Parameter
     assert loaded.parameters["train.lr"].values == [0.01, 0.1] and loaded.known == {"noise.0.rate": 0.5}
+
+
+def test_dotted_keys_have_one_owner() -> None:
+    import trainables.config as config
+    import trainables.tune_adapter as adapter
+
+    assert spec_pkg.set_keys is config.with_values and adapter.with_values is config.with_values
+    assert spec_pkg.get_key is config.get_value
