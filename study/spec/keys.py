@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from trainables.typed import suggest
-from trainables.config import parse_trial, with_values
 from trainables.errors import ConfigError
 
 from .schema import StudySpec, when_matches
@@ -32,7 +31,7 @@ def check_keys(spec: StudySpec) -> None:
             known = {key: v}
             known.update({k: p.kind.value for k, p in spec.parameters.items()
                           if not p.kind.searched and (not p.when or when_matches(p.when, known))})
-            _try(spec.trial, known, f"conditions.{key}[{i}]", key)
+            _try(spec, known, f"conditions.{key}[{i}]", key)
     conditions = spec.condition_list()
     for key, p in spec.parameters.items():
         applicable = False
@@ -48,7 +47,7 @@ def check_keys(spec: StudySpec) -> None:
                     q = spec.parameters[other]
                     if q.when and when_matches(q.when, known):
                         known[other] = q.samples()[0]
-                _try(spec.trial, known, f"parameters.{key}.{label}", key)
+                _try(spec, known, f"parameters.{key}.{label}", key)
         if not applicable:
             raise ConfigError(f"parameters.{key}.when: never true for any condition")
 
@@ -78,9 +77,10 @@ def _fixed_for(spec: StudySpec, key: str, cond: dict) -> dict | None:
     return known
 
 
-def _try(trial: dict, values: dict, where: str, key: str) -> None:
+def _try(spec: StudySpec, values: dict, where: str, key: str) -> None:
+    """The trial as configured, with ``values``, must parse (errors re-labelled ``where``)."""
     try:
-        parse_trial(with_values(trial, values), "trial")
+        spec.condition({}).config_with(values, "trial")
     except ConfigError as exc:
         msg = str(exc)
         for prefix in (f"trial.{key}: ", "--set "):
