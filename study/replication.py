@@ -3,13 +3,12 @@ study into its trials: benchmarks/reproduce.py on a GPU box)."""
 from __future__ import annotations
 
 from .results import TrialRecord, best_trials, replica_label
-from .spec import StudySpec
-from .spec import baseline_overrides
+from .spec import StudySpec, baseline_overrides
 
 
 def top_configs(spec: StudySpec, records: list[TrialRecord]) -> list[dict]:
     """The ``final.top_k`` best full-budget trials' searched values (dotted keys), ranked by the
-    study's metric (a validation number: spec_checks refuses test scores) with the report's rule
+    study's metric (a validation number: study.spec.metric refuses test scores) with the report's rule
     (:func:`study.results.best_trials`: the report's ``best_<condition>.yaml`` is ``tuned``).
     ``records``: the search's trials (the tuner's, or :func:`study.results.read_trials`). Without a
     search (``num_samples: 0``): the trial as configured."""

@@ -14,7 +14,7 @@ the Optuna storage. Writes ``EXPERIMENT_DIR/report/``:
 - ``best_<condition>.yaml``: the best search trial as a trial config (``python -m trainables.run``).
 
 Model selection uses validation numbers only: the best search trial is the one with the best
-``metric`` (spec_checks refuses test metrics), and a replicate's ``best_val`` is the test mIoU at its
+``metric`` (study.spec.metric refuses test metrics), and a replicate's ``best_val`` is the test mIoU at its
 best validation epoch. ``max_test`` selects on test and is shown only beside the papers' numbers.
 """
 from __future__ import annotations
