@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         codes = {args.rev: export(args.rev, Path(tmp))} if args.rev else {"working tree": REPO}
+        sys.path.insert(0, str(codes.get(args.rev, REPO)))  # study.results: the measured code's reader
         if args.baseline:
             codes = {args.baseline: export(args.baseline, Path(tmp)), **codes}
         variants = [(code, mode) for code in codes
