@@ -68,20 +68,27 @@ logging: {{wandb: {{mode: {wandb}}}}}
 """
 
 
-def trial_times(exp: Path) -> list[tuple[float, float, float, float]]:
+def trial_times(exp: Path, code: Path = REPO) -> list[tuple[float, float, float, float]]:
     """(start, end, seconds inside the trainable, seconds of epoch work) of every trial of the study,
-    from Ray's trial folders (study.results, the experiment folder's one reader)."""
-    from study.results import RESULTS_FILE, read_results
-
-    out = []
-    for f in exp.glob(f"**/{RESULTS_FILE}"):
-        rows = read_results(f)
-        if rows:
-            last = rows[-1]
-            start = rows[0]["timestamp"] - rows[0]["time_this_iter_s"]
-            out.append((start, last["timestamp"], float(last["time_total_s"]),
-                        sum(float(r.get("epoch_time_s") or 0) for r in rows)))
-    return out
+    from Ray's trial folders, read by the measured code's study.results (the experiment folder's one
+    reader) in a subprocess: this process's modules may be another revision's."""
+    script = textwrap.dedent("""
+        import json, sys
+        from pathlib import Path
+        from study.results import RESULTS_FILE, read_results
+        out = []
+        for f in Path(sys.argv[1]).glob(f"**/{RESULTS_FILE}"):
+            rows = read_results(f)
+            if rows:
+                last = rows[-1]
+                start = rows[0]["timestamp"] - rows[0]["time_this_iter_s"]
+                out.append((start, last["timestamp"], float(last["time_total_s"]),
+                            sum(float(r.get("epoch_time_s") or 0) for r in rows)))
+        print(json.dumps(out))
+    """)
+    res = subprocess.run([sys.executable, "-c", script, str(exp)], cwd=code, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(code)}, check=True)
+    return [tuple(t) for t in json.loads(res.stdout)]
 
 
 def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
@@ -99,7 +106,7 @@ def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
     wall = time.time() - t0
     if res.returncode != 0:
         raise SystemExit(f"error: the study of {n} trials failed:\n{res.stderr[-3000:]}")
-    trials = trial_times(storage / "overhead" / "main")
+    trials = trial_times(storage / "overhead" / "main", code)
     if len(trials) != n:
         raise SystemExit(f"error: {len(trials)} trial results for {n} trials in {storage}")
     runs = len(list((storage / "overhead" / "wandb").glob("offline-run-*")))
@@ -146,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         codes = {args.rev: export(args.rev, Path(tmp))} if args.rev else {"working tree": REPO}
-        sys.path.insert(0, str(codes.get(args.rev, REPO)))  # study.results: the measured code's reader
         if args.baseline:
             codes = {args.baseline: export(args.baseline, Path(tmp)), **codes}
         variants = [(code, mode) for code in codes
