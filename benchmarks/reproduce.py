@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
             record_wall(exp_dir, time.time() - t0, ok)
             if not ok:
                 failed.append(spec.name)
-    written = tables.write(studies, Path(args.out), REPO / "docs" / "figures" / "reproduce", STUDIES, args)
+    # the figures go beside the page that links them (figures/reproduce/ relative to --out), so a run
+    # with --out elsewhere (the tests, a spliced rerun) never overwrites the docs' figures
+    out = Path(args.out)
+    written = tables.write(studies, out, out.parent / "figures" / "reproduce", STUDIES, args)
     print(f"[reproduce] {written}", flush=True)
     if failed:
         print(f"[reproduce] unfinished: {', '.join(failed)}; run the same command again to continue", file=sys.stderr)

@@ -35,6 +35,9 @@ def test_local_executor_runs_resumes_and_writes_the_protocol_table(tmp_path):
     md = (tmp_path / "reproduce.md").read_text()
     assert "### Protocol 4: ADELE Fig. 7" in md and "| 0.3 |" in md and "| 0.6 |" in md
     assert "ADELE beats ce at every corruption level" in md
+    # the figure goes beside the page that links it, never into the checkout's docs/
+    assert (tmp_path / "figures" / "reproduce" / "p4_synthetic.png").is_file()
+    assert "](figures/reproduce/p4_synthetic.png)" in md
 
     # an interrupted run: one replicate lost its result; the rerun runs that one only
     lost = exp / "rate-0.6-final" / "trial_tuned_s2"
