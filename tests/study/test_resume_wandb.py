@@ -208,3 +208,69 @@ def test_online_mode_code_path(monkeypatch, tmp_path):
         warnings.simplefilter("error")  # wandb.api's deprecation would raise here
         restored.setup()
     assert restored.kwargs["mode"] == "online"  # auto is resolved where the study resumes
+
+
+IN_ONE_DRIVER = """
+import json, os, sys
+from pathlib import Path
+
+import ray
+from ray import tune
+
+from study.wandb_log import StudyWandbCallback
+from tests.study.wandb_offline import read_run
+
+
+def trainable(config):
+    ckpt = tune.get_checkpoint()
+    start = 0 if ckpt is None else int(open(os.path.join(ckpt.to_directory(), "e")).read())
+    for epoch in range(start + 1, 4):
+        if config["x"] == 2 and epoch == 2 and ckpt is None:  # the first attempt fails, Ray retries it
+            raise RuntimeError("transient failure")
+        d = os.path.join(os.environ["TMPDIR"], f"c{os.getpid()}-{config['x']}-{epoch}")
+        os.makedirs(d, exist_ok=True)
+        open(os.path.join(d, "e"), "w").write(str(epoch))
+        tune.report({"epoch": epoch, "epochs_total": 3, "val_miou": 0.1 * epoch * config["x"]},
+                    checkpoint=tune.Checkpoint.from_directory(d))
+
+
+ray.init(address="local", num_cpus=1, include_dashboard=False, configure_logging=False)
+root, out = Path(sys.argv[1]), {}
+for phase in ("search", "final"):  # two experiments in one driver, as a study's search and replication
+    cb = StudyWandbCallback(project="p", group="g", mode="auto", job_type=phase, wandb_dir=str(root / phase),
+                            study="s", slug="c")
+    grid = tune.Tuner(trainable, param_space={"x": tune.grid_search([1, 2])},
+                      run_config=tune.RunConfig(name=phase, storage_path=str(root / "ray"), verbose=0,
+                                                callbacks=[cb], failure_config=tune.FailureConfig(max_failures=1))
+                      ).fit()
+    # read while this driver still runs: the experiment's end must have written every run
+    runs = [read_run(f) for f in sorted((root / phase / "wandb").glob("offline-run-*"))]
+    out[phase] = {"trials": sorted(r.metrics["trial_id"] for r in grid),
+                  "runs": [{"id": r["id"], "epochs": [int(h["epoch"]) for h in r["history"] if "epoch" in h],
+                            "state": r["summary"].get("state"), "job_type": r["job_type"]} for r in runs]}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_runs_are_written_when_the_experiment_returns(tmp_path):
+    """The W&B runs live in the driver (one writer thread, one W&B service per experiment, no process
+    per trial): when ``Tuner.fit`` returns, every trial's offline run is complete on disk, with the
+    trial id as run id, every epoch once and its end state; a trial that Ray retried after a failure
+    continues its run (one id); a second experiment of the same driver logs like the first."""
+    short = Path(tempfile.mkdtemp(prefix="rw", dir="/tmp"))
+    env = new_user_env(tmp_path, short)
+    try:
+        res = subprocess.run([sys.executable, "-c", IN_ONE_DRIVER, str(tmp_path / "exp")], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=600)
+    finally:
+        subprocess.run(["rm", "-rf", str(short)])
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert res.returncode == 0 and lines, res.stdout[-3000:] + res.stderr[-3000:]
+    out = json.loads(lines[0][len("RESULT "):])
+    for phase in ("search", "final"):
+        trials, runs = out[phase]["trials"], out[phase]["runs"]
+        assert len(trials) == 2 and {r["id"] for r in runs} == set(trials), out[phase]
+        assert all(r["job_type"] == phase for r in runs)
+        for trial_id in trials:
+            last = [r for r in runs if r["id"] == trial_id][-1]
+            assert last["epochs"] == [1, 2, 3] and last["state"] == "complete", (trial_id, runs)
