@@ -28,7 +28,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -45,8 +45,8 @@ from .metrics import SplitMeter
 from .models import create_model, optimizer_state_for
 from .trial_data import TrialData, data_bytes, prepare_data
 
-__all__ = ["MEAN", "STD", "History", "Reporter", "Trainer", "TrialData", "fit", "prepare_data",
-           "resolve_device", "run_trainer"]
+__all__ = ["MEAN", "STD", "EpochMeters", "History", "Reporter", "Trainer", "TrainingPass", "TrialData", "fit",
+           "prepare_data", "resolve_device", "run_trainer"]
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)  # ImageNet statistics, as the
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)  # pretrained encoders expect
@@ -57,6 +57,22 @@ class Reporter(Protocol):
     def report(self, metrics: dict, checkpoint_dir: str | None, images: dict | None = None) -> None:
         """Called once per completed epoch; ``checkpoint_dir`` is deleted after this returns. The
         epoch at which the trial diverged (``metrics["diverged"]``) comes without a checkpoint."""
+
+
+class EpochMeters(NamedTuple):
+    """What an epoch's evaluation counted: the meters (training set: ``current``, ``noisy``, ``el``,
+    ``m``; then each evaluated split), the first training images' predictions (uint8, on the device;
+    None without a training-set pass) and the isolation counts (None: the method has no rule)."""
+    meters: dict[str, SplitMeter]
+    panel: torch.Tensor | None
+    isolation: IsolationCounts | None
+
+
+class TrainingPass(NamedTuple):
+    """One training pass: the sample-weighted mean loss and method terms (host floats) and, under
+    ``train.diagnostics: train_pass``, the training-set diagnostics it counted (on the device, unread)."""
+    logs: dict[str, float]
+    diagnostics: TrainPassCounts | None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,10 +146,8 @@ class Trainer:
         # train.diagnostics: train_pass: counted during the training pass (TRAIN_METERS), read once
         self.diag_in_train = cfg.train.diagnostics == "train_pass"
         self.observes = type(self.method).observe_train_batch is not Method.observe_train_batch
-        self._train_diag: tuple[ConfusionCounts, torch.Tensor | None] | None = None
         # a method with an isolation rule (Method.isolated): its mask scored against the injected flips
         self.isolates = type(self.method).isolated is not Method.isolated
-        self._isolation: IsolationCounts | None = None  # of the epoch's training-set pass
 
     def _place(self, data: TrialData) -> TrialData:
         """The trial's data on the training device when the plan keeps it resident (GPU), else as
@@ -208,7 +222,12 @@ class Trainer:
                     leave=False)
 
     def train_epoch(self, epoch: int, progress) -> dict[str, float]:
-        """One training pass; returns the sample-weighted mean loss and method terms. The batch loop
+        """One training pass (:meth:`training_pass`); returns the sample-weighted mean loss and method terms."""
+        return self.training_pass(epoch, progress).logs
+
+    def training_pass(self, epoch: int, progress) -> TrainingPass:
+        """One training pass: the mean loss and method terms, and under ``train.diagnostics:
+        train_pass`` the training-set diagnostics counted from its own predictions. The batch loop
         never reads a device value: losses and terms are summed on the device and read once.
         ``progress``: True (a bar for this pass), a bar of :meth:`progress_bar` to advance, or False."""
         t = self.cfg.train
@@ -220,8 +239,6 @@ class Trainer:
         batches = range(0, self.num_train, t.batch_size)
         bar = progress if hasattr(progress, "update") else self.progress_bar(epoch, None) if progress else None
         diag = TrainPassDiagnostics(self, epoch) if self.diag_in_train else None
-        if diag is not None:
-            self._isolation = diag.isolation
         for start in batches:
             idx, idx_dev = order[start : start + t.batch_size], order_dev[start : start + t.batch_size]
             x = self._inputs(self._batch(self.data.images["train"], idx, idx_dev))
@@ -244,8 +261,7 @@ class Trainer:
                 bar.update()
         if bar is not None and bar is not progress:
             bar.close()
-        self._train_diag = diag.result() if diag is not None else None
-        return sums.means()
+        return TrainingPass(sums.means(), diag.result() if diag is not None else None)
 
     @torch.no_grad()
     def _predict(self, images_u8: torch.Tensor, bar=None):
@@ -262,19 +278,20 @@ class Trainer:
                 bar.update()
 
     def evaluation_pass(self, epoch: int, splits: tuple[str, ...] = ("val", "test"), train: bool = True,
-                        progress=None) -> tuple[dict[str, SplitMeter], torch.Tensor | None]:
+                        progress=None) -> EpochMeters:
         """One evaluation-mode pass over the un-augmented training images (``train``) and the
         ``splits``. Training images: per-class IoU vs the current (meter ``current``) and the initial
         noisy labels (``noisy``), IoU_el / IoU_m (``el``, ``m``) on the pixels whose noisy label is
         wrong, and the method observes the same probabilities. Returns the meters (confusion
-        matrices counted on the device, read once) and the first training predictions (device).
+        matrices counted on the device, read once), the first training predictions (device) and the
+        isolation counts of the method's rule on the training images (:class:`EpochMeters`).
         ``progress``: a bar of :meth:`progress_bar` advanced per batch."""
         names = (["current", "noisy", "el", "m"] if train else []) + list(splits)
         counts = ConfusionCounts(names, self.k, self.ignore, self.device)
         panel = []
+        isolation = IsolationCounts(self.device) if train and self.isolates else None
         if train:
             clean, noisy = self.data.clean["train"], self.data.noisy
-            self._isolation = isolation = IsolationCounts(self.device) if self.isolates else None
             for start, stop, probs in self._predict(self.data.images["train"], progress):
                 rows = slice(start, stop)
                 pred = probs.argmax(1)
@@ -293,14 +310,14 @@ class Trainer:
             for start, stop, probs in self._predict(self.data.images[split], progress):
                 counts.add(split, probs.argmax(1), self._batch(self.data.clean[split], slice(start, stop)))
         panel_pred = torch.cat(panel)[:PANEL_IMAGES].to(torch.uint8) if panel else None
-        return counts.meters(), panel_pred
+        return EpochMeters(counts.meters(), panel_pred, isolation)
 
     def evaluate(self, split: str) -> SplitMeter:
         return self.evaluation_pass(-1, (split,), train=False)[0][split]
 
     def train_diagnostics(self, epoch: int) -> tuple[dict[str, SplitMeter], torch.Tensor]:
         """The training-set part of :meth:`evaluation_pass` alone (meters, panel predictions on the host)."""
-        meters, panel = self.evaluation_pass(epoch, ())
+        meters, panel, _ = self.evaluation_pass(epoch, ())
         return meters, panel.cpu()
 
     def _label_changes(self, before: torch.Tensor | None) -> dict[str, float | None]:
@@ -342,67 +359,91 @@ class Trainer:
         return _jsonable(metrics)
 
     def run_epoch(self, progress: bool = False, want_images: bool = False) -> tuple[dict, dict | None]:
+        """One epoch: the training pass, the evaluation (training-set diagnostics, val/test on an
+        evaluation epoch), the method's end of epoch (it may rewrite the labels), then the epoch's
+        metrics and (``want_images``) the panel of training images. Returns (metrics, images)."""
         epoch = self.epoch
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch starts with
         t0 = time.perf_counter()
         splits = ("val", "test") if self.is_eval_epoch(epoch) else ()
         bar = self.progress_bar(epoch, splits) if progress else None  # the whole epoch: train + evaluation
-        logs = self.train_epoch(epoch, bar if bar is not None else False)
-        loss = float(logs["train_loss"])  # once per epoch, never per batch
-        if not math.isfinite(loss):  # diverged: stop here, no evaluation of broken weights
+        try:
+            trained = self.training_pass(epoch, bar if bar is not None else False)
+            loss = float(trained.logs["train_loss"])  # once per epoch, never per batch
+            if not math.isfinite(loss):  # diverged: stop here, no evaluation of broken weights
+                return self._diverged(epoch, lr, loss, t0), None
+            train_time = time.perf_counter() - t0
+            # (checks on the epoch's training loss go here, before the evaluation pass)
+            evaluated = self.epoch_meters(epoch, splits, trained, bar)
+        finally:
             if bar is not None:
                 bar.close()
-            return self._diverged(epoch, lr, loss, t0), None
-        train_time = time.perf_counter() - t0
-        # (checks on the epoch's training loss go here, before the evaluation pass)
-        if self._train_diag is not None:  # train.diagnostics: train_pass, counted by train_epoch
-            counts, panel_pred = self._train_diag
-            self._train_diag = None
-            meters = {**counts.meters(), **(self.evaluation_pass(epoch, splits, train=False, progress=bar)[0]
-                                            if splits else {})}
-        else:
-            meters, panel_pred = self.evaluation_pass(epoch, splits, progress=bar)
-        if bar is not None:
-            bar.close()
+        changes = self.end_epoch(epoch, evaluated.meters, splits)
+        label_meter = self._label_quality()
+        metrics = self.epoch_metrics(lr, train_time, trained.logs, evaluated, changes, label_meter, splits)
+        metrics["epoch_time_s"] = time.perf_counter() - t0
+        images = self.panel_images(evaluated.panel) if want_images else None
+        return _jsonable(metrics), images
+
+    def epoch_meters(self, epoch: int, splits: tuple[str, ...], trained: TrainingPass, progress=None) -> EpochMeters:
+        """The epoch's evaluation: under ``train_pass`` the training pass's counts plus an eval pass
+        over ``splits`` (if any), else one eval pass over the training images and ``splits``."""
+        if trained.diagnostics is None:
+            return self.evaluation_pass(epoch, splits, progress=progress)
+        counts, panel, isolation = trained.diagnostics
+        meters = counts.meters()
+        if splits:
+            meters.update(self.evaluation_pass(epoch, splits, train=False, progress=progress).meters)
+        return EpochMeters(meters, panel, isolation)
+
+    def end_epoch(self, epoch: int, meters: dict[str, SplitMeter], splits: tuple[str, ...]) -> dict[str, float | None]:
+        """The method's end of epoch (it may rewrite the training labels), then the epoch is
+        complete (val/test, when ``splits`` has them, added to the history). Returns the label
+        changes (:meth:`_label_changes`)."""
         before = self.labels.clone() if self.rewrites_labels else None
         self.method.on_epoch_end(epoch, self.labels, TrainIoU(meters["current"].iou, meters["noisy"].iou))
         changes = self._label_changes(before)
         self.epoch = epoch + 1
+        if splits:
+            self.history.add(self.epoch, meters["val"].miou, meters["test"].miou)
+        return changes
+
+    def epoch_metrics(self, lr: float, train_time: float, logs: dict[str, float], evaluated: EpochMeters,
+                      changes: dict[str, float | None], label_meter: SplitMeter, splits: tuple[str, ...]) -> dict:
+        """The metrics of the epoch just completed (:meth:`end_epoch`), in the order they are
+        reported (``epoch_time_s`` is added by the caller)."""
+        meters = evaluated.meters
         names = [metric_key(n) for n in self.data.class_names]
-        metrics: dict[str, Any] = {"epoch": self.epoch, "lr": lr,
-                                   "images_per_s": self.num_train / train_time}
-        metrics["train_loss"] = logs.pop("train_loss")
-        metrics.update({f"loss/{k}": v for k, v in logs.items()})
+        per_class = lambda prefix, iou: {f"{prefix}/{n}": float(v) for n, v in zip(names, iou)}  # noqa: E731
+        metrics: dict[str, Any] = {"epoch": self.epoch, "lr": lr, "images_per_s": self.num_train / train_time,
+                                   "train_loss": logs["train_loss"]}
+        metrics.update({f"loss/{k}": v for k, v in logs.items() if k != "train_loss"})
         metrics["train_miou"] = meters["current"].miou
-        metrics.update({f"train_iou/{n}": float(v) for n, v in zip(names, meters["current"].iou)})
+        metrics.update(per_class("train_iou", meters["current"].iou))
         metrics["iou_el"] = meters["el"].miou
         metrics["iou_m"] = meters["m"].miou
-        label_meter = self._label_quality()
         metrics["label_miou"] = label_meter.miou
-        metrics.update({f"label_iou/{n}": float(v) for n, v in zip(names, label_meter.iou)})
+        metrics.update(per_class("label_iou", label_meter.iou))
         metrics.update(changes)
-        if self._isolation is not None:
-            metrics.update(self._isolation.metrics())
-            self._isolation = None
+        if evaluated.isolation is not None:
+            metrics.update(evaluated.isolation.metrics())
         metrics["noise_miou"] = self.data.noise_miou
-        if splits:
-            for split in splits:
-                meter = meters[split]
-                metrics[f"{split}_miou"] = meter.miou
-                metrics[f"{split}_acc"] = meter.accuracy
-                metrics.update({f"{split}_iou/{n}": float(v) for n, v in zip(names, meter.iou)})
-            self.history.add(self.epoch, meters["val"].miou, meters["test"].miou)
+        for split in splits:
+            meter = meters[split]
+            metrics[f"{split}_miou"] = meter.miou
+            metrics[f"{split}_acc"] = meter.accuracy
+            metrics.update(per_class(f"{split}_iou", meter.iou))
         metrics.update(self.history.summary())
         metrics.update({f"method/{k}": v for k, v in self.method.diagnostics().items()})
-        metrics["epoch_time_s"] = time.perf_counter() - t0
-        images = None
-        if want_images:
-            n = len(panel_pred)
-            images = {"image": self.data.images["train"][:n].cpu().numpy(),
-                      "clean": self.data.clean["train"][:n].cpu().numpy(),
-                      "noisy": self.data.noisy[:n].cpu().numpy(), "current": self.labels[:n].cpu().numpy(),
-                      "prediction": panel_pred.cpu().numpy()}
-        return _jsonable(metrics), images
+        return metrics
+
+    def panel_images(self, panel: torch.Tensor) -> dict[str, np.ndarray]:
+        """The first training images as (image, clean, noisy, current labels, prediction), on the host."""
+        n = len(panel)
+        return {"image": self.data.images["train"][:n].cpu().numpy(),
+                "clean": self.data.clean["train"][:n].cpu().numpy(),
+                "noisy": self.data.noisy[:n].cpu().numpy(), "current": self.labels[:n].cpu().numpy(),
+                "prediction": panel.cpu().numpy()}
 
 
 class IsolationCounts:
@@ -490,9 +531,17 @@ class TrainPassDiagnostics:
         rows = torch.where(idx < self.panel_rows, idx, self.panel_rows).to(self.panel.device)  # no read
         self.panel.index_copy_(0, rows, pred.to(torch.uint8))
 
-    def result(self) -> tuple[ConfusionCounts, torch.Tensor | None]:
-        """The counts and the panel's predictions (images 0..PANEL_IMAGES-1, uint8, on the device)."""
-        return self.counts, self.panel[: self.panel_rows]
+    def result(self) -> TrainPassCounts:
+        """The counts, the panel's predictions (images 0..PANEL_IMAGES-1, uint8) and the isolation
+        counts, all on the device, unread."""
+        return TrainPassCounts(self.counts, self.panel[: self.panel_rows], self.isolation)
+
+
+class TrainPassCounts(NamedTuple):
+    """The training-set diagnostics of one training pass (:class:`TrainPassDiagnostics`), unread."""
+    counts: ConfusionCounts
+    panel: torch.Tensor
+    isolation: IsolationCounts | None
 
 
 def fit(cfg: TrialConfig, reporter: Reporter, *, dataset: SegData | None = None,

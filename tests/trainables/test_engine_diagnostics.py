@@ -63,8 +63,7 @@ def test_train_pass_counts_the_training_pass_own_predictions() -> None:
     trainer.method.begin_batch = lambda e, idx, aug: (batch.append(idx), begin(e, idx, aug))
     trainer.model.register_forward_hook(lambda m, args, out: seen.append((batch[-1], out.detach().clone())))
     labels = trainer.labels.clone()
-    trainer.train_epoch(0, progress=False)
-    counts, panel = trainer._train_diag
+    counts, panel, _ = trainer.training_pass(0, progress=False).diagnostics
     meters = counts.meters()
     ref = {n: SplitMeter(trainer.k, trainer.ignore) for n in engine.TRAIN_METERS}
     clean, noisy = trainer.data.clean["train"], trainer.data.noisy
@@ -87,10 +86,10 @@ def test_train_pass_counts_the_training_pass_own_predictions() -> None:
 def test_train_pass_reads_the_device_once_per_pass(sets: list[str], monkeypatch) -> None:
     trainer = trainer_for("train.diagnostics=train_pass", *sets)
     with host_reads(monkeypatch, trainer.optimizer) as seen:
-        trainer.train_epoch(0, progress=False)
+        trained = trainer.training_pass(0, progress=False)
     assert seen == ["tolist"], seen  # the loss sums; the confusion counts stay on the device
     with host_reads(monkeypatch, trainer.optimizer) as seen:
-        trainer._train_diag[0].meters()
+        trained.diagnostics.counts.meters()
     assert seen == ["cpu"], seen
 
 
@@ -126,9 +125,9 @@ def test_train_pass_without_a_plain_call_forwards_that_batch_once_more() -> None
     eval-mode forward for its diagnostics (2 scales + 1 per batch), and the counts are complete."""
     trainer = trainer_for("train.diagnostics=train_pass", *ADELE, "method.scales=[0.75, 1.5]")
     calls = forward_calls(trainer)
-    trainer.train_epoch(0, progress=False)
+    trained = trainer.training_pass(0, progress=False)
     assert len(calls) == 4 * 3
-    assert int(trainer._train_diag[0].meters()["noisy"].cm.sum()) == int((trainer.data.noisy != trainer.ignore).sum())
+    assert int(trained.diagnostics.counts.meters()["noisy"].cm.sum()) == int((trainer.data.noisy != trainer.ignore).sum())
 
 
 def test_a_checkpoint_from_before_the_key_resumes_as_eval_pass() -> None:

@@ -170,7 +170,7 @@ def test_fused_evaluation_pass_counts_like_per_batch_meters() -> None:
     cfg = load_trial_config(TINY, ["train.eval_batch_size=3"])  # batches that do not divide the splits
     trainer = engine.Trainer(cfg, engine.prepare_data(cfg))
     trainer.train_epoch(0, progress=False)
-    fused, panel = trainer.evaluation_pass(0)
+    fused, panel, _ = trainer.evaluation_pass(0)
     reference = _reference_meters(trainer)
     assert set(fused) == set(reference)
     for name, meter in reference.items():
