@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainables.config import dump_trial_config
+from trainables.config import dump_trial_config, get_value
 from trainables.errors import UserError
 from trainables.tables import write_csv
 
@@ -56,7 +56,7 @@ def optuna_states(spec: StudySpec, exp_dir: Path, slug: str) -> dict[str, dict]:
 
 def display_names(spec: StudySpec, condition: dict, labels) -> dict[str, str]:
     """``tuned`` -> ``adele (tuned)``; baselines keep their names."""
-    method = spec.condition(condition).config.method.name
+    method = str(get_value(spec.condition(condition).base, "method.name", "method"))
     if spec.search.num_samples == 0:  # no search: the trial as configured
         return {lab: f"{method} (as configured)" if lab == "tuned" else lab for lab in labels}
     return {lab: (f"{method} (tuned)" if lab == "tuned" else f"{method} (tuned {lab[5:]})"
