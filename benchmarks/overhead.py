@@ -17,7 +17,10 @@ Reported:
 - per trial, all of it: (search phase - own work) / N (the above + the trial's setup: config, model,
   data hand-over, checkpoint writes);
 - marginal per trial: ((wall_b - work_b) - (wall_a - work_a)) / (N_b - N_a) between the smallest and the
-  largest N, so the fixed costs (Ray start, the report) cancel.
+  largest N, so the fixed costs (Ray start, the report) cancel;
+- the same with the CPU seconds of every process of the study instead of the wall time (the
+  driver's ended children and what they waited for: resource.RUSAGE_CHILDREN), which the load of a
+  shared machine barely changes.
 
 Variants, measured alternately in one run (round 1: A B C D, round 2: D C B A, ...) so that the load
 of a shared machine falls on all of them alike: every W&B mode of ``--wandb`` (default: disabled and
@@ -41,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -100,10 +104,10 @@ def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
     # a new user's environment: no W&B variable or key (auto/offline logs offline)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
     env.update(PYTHONPATH=str(code), NETRC=str(root / "no-netrc"), RAY_USAGE_STATS_ENABLED="0")
-    t0 = time.time()
+    t0, cpu0 = time.time(), _children_cpu()
     res = subprocess.run([sys.executable, "-m", "study.run", str(space), "--storage", str(storage), "--quiet"],
                          cwd=code, env=env, capture_output=True, text=True)
-    wall = time.time() - t0
+    wall, cpu = time.time() - t0, _children_cpu() - cpu0
     if res.returncode != 0:
         raise SystemExit(f"error: the study of {n} trials failed:\n{res.stderr[-3000:]}")
     trials = trial_times(storage / "overhead" / "main", code)
@@ -114,8 +118,16 @@ def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
         raise SystemExit(f"error: {runs} W&B offline runs for {n} trials in {storage}")
     inside, work = sum(t[2] for t in trials), sum(t[3] for t in trials)
     phase = max(t[1] for t in trials) - min(t[0] for t in trials)
-    return {"trials": n, "wall_s": wall, "search_phase_s": phase, "inside_trainable_s": inside, "work_s": work,
+    return {"trials": n, "wall_s": wall, "cpu_s": cpu, "search_phase_s": phase, "inside_trainable_s": inside, "work_s": work,
             "between_trials_per_trial_s": (phase - inside) / n, "overhead_per_trial_s": (phase - work) / n}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's ended children and the descendants they waited for (the driver,
+    Ray's processes it stops, their workers, W&B's service): what a study costs, barely changed by
+    other load; a process nobody waits for (killed with its parent) is missing."""
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
 
 
 def export(rev: str, root: Path) -> Path:
@@ -127,8 +139,8 @@ def export(rev: str, root: Path) -> Path:
     return out
 
 
-def marginal(a: dict, b: dict) -> float:
-    return ((b["wall_s"] - b["work_s"]) - (a["wall_s"] - a["work_s"])) / (b["trials"] - a["trials"])
+def marginal(a: dict, b: dict, key: str = "wall_s") -> float:
+    return ((b[key] - b["work_s"]) - (a[key] - a["work_s"])) / (b["trials"] - a["trials"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = [(code, mode) for code in codes
                     for mode in (args.baseline_wandb or args.wandb if code == args.baseline else args.wandb)]
         per_round: list[dict[tuple, float]] = []
+        cpu_round: list[dict[tuple, float]] = []
         for k in range(args.rounds):
             order = variants if k % 2 == 0 else variants[::-1]
             got: dict[tuple, list[dict]] = {}
@@ -168,16 +181,20 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(r)
                     got.setdefault((code, mode), []).append(r)
                     print(f"round {k + 1}, {code}, W&B {mode:8s} {n:3d} trials: driver wall {r['wall_s']:6.1f} s, "
+                          f"CPU {r['cpu_s']:6.1f} s, "
                           f"search phase {r['search_phase_s']:6.1f} s, inside the trainable "
                           f"{r['inside_trainable_s']:6.1f} s, epoch work {r['work_s']:5.1f} s -> per trial "
                           f"{r['between_trials_per_trial_s']:.2f} s between trials, {r['overhead_per_trial_s']:.2f} s "
                           f"all overhead; load {r['load']:.1f}", flush=True)
             if len(counts) > 1:
                 per_round.append({v: marginal(rs[0], rs[-1]) for v, rs in got.items()})
+                cpu_round.append({v: marginal(rs[0], rs[-1], "cpu_s") for v, rs in got.items()})
                 first = per_round[-1][variants[0]]
                 print(f"round {k + 1}: marginal per trial ({counts[0]} -> {counts[-1]} trials): " + "; ".join(
                     f"{c}, W&B {m}: {per_round[-1][c, m]:.2f} s ({per_round[-1][c, m] - first:+.2f})"
                     for c, m in variants), flush=True)
+                print(f"round {k + 1}: marginal CPU per trial (all processes, less the epoch work): " + "; ".join(
+                    f"{c}, W&B {m}: {cpu_round[-1][c, m]:.2f} s" for c, m in variants), flush=True)
     summary = {}
     if per_round:
         import statistics
@@ -185,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         for c, m in variants:
             vals = [r[c, m] for r in per_round]
             med = statistics.median(vals)
-            summary[f"{c}, W&B {m}"] = {"per_round_s": vals, "median_s": med}
+            cpus = [r[c, m] for r in cpu_round]
+            summary[f"{c}, W&B {m}"] = {"per_round_s": vals, "median_s": med, "cpu_per_round_s": cpus,
+                                         "cpu_median_s": statistics.median(cpus)}
             print(f"marginal per trial, {c}, W&B {m}: median {med:.2f} s over {len(vals)} round(s) "
-                  f"({', '.join(f'{v:.2f}' for v in vals)}; goal <= 1 s: {'met' if med <= 1 else 'NOT met'})")
+                  f"({', '.join(f'{v:.2f}' for v in vals)}; goal <= 1 s: {'met' if med <= 1 else 'NOT met'}); "
+                  f"CPU median {statistics.median(cpus):.2f} s ({', '.join(f'{v:.2f}' for v in cpus)})")
     print(f"host raw loop {host:.0f} img/CPU-s (before), {host_figure():.0f} (after); load average "
           f"{os.getloadavg()[0]:.1f}")
     if args.json:
