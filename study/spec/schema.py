@@ -208,7 +208,7 @@ class StudySpec:
     resources: Resources = field(default_factory=Resources)
     conditions: dict[str, list[Any]] = field(default_factory=dict)
     parameters: dict[str, Parameter] = field(default_factory=dict)
-    trial: dict[str, Any] = field(default_factory=dict)  # validated plain dict (re-parseable)
+    trial: dict[str, Any] = field(default_factory=dict)  # validated plain dict (study.yaml); typed: condition()
     final: Final = field(default_factory=Final)
     baselines: dict[str, Baseline] = field(default_factory=dict)
     logging: Logging = field(default_factory=Logging)
