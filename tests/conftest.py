@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import signal
+import socket
 import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +31,54 @@ def pytest_report_header(config) -> str:
         return f"host: raw loop {host_figure():.0f} img/CPU-s (benchmarks/throughput.py; slow host ~30, fast ~140)"
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> str:
+    """One local Ray cluster (``ray start --head`` on 127.0.0.1, 2 CPUs, its own temp dir and ports)
+    shared by the studies of the whole test run that need no Ray of their own: each joins it with
+    ``RAY_ADDRESS`` (study.run's ``--address``) instead of starting and stopping a local Ray, which
+    costs a large share of a tiny study. Its workers import the project from this checkout
+    (PYTHONPATH), as a local Ray's do; they do not see a driver's other environment variables, so a
+    test whose trials read the driver's environment (TMPDIR, a wheel's PYTHONPATH), and a test about
+    the driver's own local Ray (leftovers of a killed driver, Ctrl-C, the logical-GPU head, the
+    two-node cluster), starts its own. Started on first use, stopped at the end of the session;
+    yields the address."""
+    temp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths must fit
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "WANDB_"))}
+    env.update(PYTHONPATH=str(REPO), RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    log_path = temp / "head.log"
+    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+           f"--port={port}", "--num-cpus=2", "--num-gpus=0", f"--object-store-memory={500 * 2**20}",
+           "--include-dashboard=false", "--disable-usage-stats",
+           f"--temp-dir={temp}", f"--dashboard-agent-listen-port={free_port()}"]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while "Ray runtime started" not in log_path.read_text():
+            if proc.poll() is not None or time.time() > deadline:
+                pytest.fail(f"the shared Ray cluster did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield f"127.0.0.1:{port}"
+    finally:
+        # every process of its session (`ray start --block`, GCS, raylet, agents, workers) at once
+        for sig, wait in ((signal.SIGTERM, 8), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=wait)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def tmpfs(path: Path, size: str):
     """A tmpfs of ``size`` (e.g. "14m") mounted at ``path`` for the block; the test is skipped where

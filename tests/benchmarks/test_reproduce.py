@@ -4,6 +4,7 @@ rerun continues where the last one stopped instead of starting again."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +15,14 @@ TINY = ["--set", "trial.train.epochs=2", "--set", "trial.dataset.num_train=8", "
         "--set", "trial.model.kwargs={encoder_depth: 3, decoder_channels: [16, 8, 4]}"]
 
 
-def reproduce(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def reproduce(tmp_path: Path, *args: str, ray_address: str | None = None) -> subprocess.CompletedProcess:
+    """benchmarks/reproduce.py; its studies join the Ray at ``ray_address`` (the test run's) if given."""
     cmd = [sys.executable, "benchmarks/reproduce.py", "--only", "adele_levels", "--dataset", "synthetic",
            "--storage", str(tmp_path / "runs"), "--out", str(tmp_path / "reproduce.md"), *TINY, *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    if ray_address:
+        env["RAY_ADDRESS"] = ray_address
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_local_executor_runs_resumes_and_writes_the_protocol_table(tmp_path):
@@ -56,8 +61,8 @@ def test_local_executor_runs_resumes_and_writes_the_protocol_table(tmp_path):
     assert "paper-adele-levels: finished, kept" in third.stdout
 
 
-def test_study_executor_runs_the_paper_study_on_ray(tmp_path):
-    out = reproduce(tmp_path, "--set", "conditions.noise.0.rate=[0.3]")
+def test_study_executor_runs_the_paper_study_on_ray(tmp_path, ray_cluster):
+    out = reproduce(tmp_path, "--set", "conditions.noise.0.rate=[0.3]", ray_address=ray_cluster)
     assert out.returncode == 0, out.stderr[-2000:]
     exp = tmp_path / "runs" / "paper-adele-levels"
     report = (exp / "report" / "report.md").read_text()

@@ -12,10 +12,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import search_efficiency as se  # noqa: E402
 
 
-def test_search_efficiency_end_to_end(tmp_path):
+def test_search_efficiency_end_to_end(tmp_path, ray_cluster, monkeypatch):
+    import ray
+
     out = tmp_path / "se"
-    assert se.main(["--random-trials", "2", "--epochs", "2", "--grace", "1", "--images", "8", "--size", "16",
-                    "--seeds", "0", "--out", str(out)]) == 0
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster)  # its studies join the test run's Ray (tests/conftest.py)
+    try:
+        assert se.main(["--random-trials", "2", "--epochs", "2", "--grace", "1", "--images", "8", "--size", "16",
+                        "--seeds", "0", "--out", str(out)]) == 0
+    finally:  # no Ray connection left in the test process for the tests after this one
+        ray.shutdown()
     with open(out.with_suffix(".csv")) as f:
         rows = list(csv.DictReader(f))
     curves = defaultdict(list)

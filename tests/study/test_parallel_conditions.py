@@ -63,12 +63,12 @@ def _intervals(ray_dir: Path) -> list[tuple[float, float]]:
     return out
 
 
-def test_two_conditions_run_side_by_side_and_resume_as_before(tmp_path: Path) -> None:
+def test_two_conditions_run_side_by_side_and_resume_as_before(tmp_path: Path, ray_cluster: str) -> None:
     space = tmp_path / "side.yaml"
     space.write_text(textwrap.dedent(SPEC))
     storage = tmp_path / "runs"
     args = [sys.executable, "-m", "study.run", str(space), "--storage", str(storage), "--quiet"]
-    res = subprocess.run(args, cwd=REPO, env=env(tmp_path), capture_output=True, text=True, timeout=600)
+    res = subprocess.run(args, cwd=REPO, env=env(tmp_path, ray_cluster), capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     assert "2 running side by side" in res.stdout
     exp = storage / "side"
@@ -84,7 +84,7 @@ def test_two_conditions_run_side_by_side_and_resume_as_before(tmp_path: Path) ->
     assert sorted(r["condition"] for r in rows) == ["rate-0.5", "rate-0.5", "rate-1.0", "rate-1.0"]
     assert len({r["trial_id"] for r in rows}) == 4
     # --resume of the finished study: both skipped, nothing rerun
-    again = subprocess.run([*args, "--resume"], cwd=REPO, env=env(tmp_path), capture_output=True, text=True,
+    again = subprocess.run([*args, "--resume"], cwd=REPO, env=env(tmp_path, ray_cluster), capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("already finished, skipped") == 2

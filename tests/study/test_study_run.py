@@ -44,17 +44,21 @@ logging: {wandb: {mode: offline, images_every: 2}}
 """
 
 
-def env(tmp_path: Path) -> dict:
+def env(tmp_path: Path, ray_address: str | None = None) -> dict:
+    """The driver's environment: its own local Ray, or the Ray at ``ray_address`` (tests/conftest.py's
+    shared ``ray_cluster``)."""
     e = dict(os.environ)
     e.update(PYTHONPATH=str(REPO), WANDB_MODE="offline", WANDB_DIR=str(tmp_path / "wandb"),
              WANDB_SILENT="true", RAY_DEDUP_LOGS="0")
     e.pop("WANDB_API_KEY", None)
     e.pop("RAY_ADDRESS", None)
+    if ray_address:
+        e["RAY_ADDRESS"] = ray_address
     return e
 
 
-def cli(tmp_path: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "study.run", *args], cwd=REPO, env=env(tmp_path),
+def cli(tmp_path: Path, *args: str, timeout: int = 400, ray_address: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "study.run", *args], cwd=REPO, env=env(tmp_path, ray_address),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -109,13 +113,13 @@ def check_states(trials_rows: list[dict], ot: list[optuna.trial.FrozenTrial]) ->
         assert r["optuna_state"] == t.state.name
 
 
-def test_smoke_study_end_to_end(tmp_path):
+def test_smoke_study_end_to_end(tmp_path, ray_cluster):
     space = tmp_path / "e2e.yaml"
     space.write_text(textwrap.dedent(SPEC))
     storage = tmp_path / "runs"
     t0 = time.time()
     res = cli(tmp_path, str(space), "--smoke", "--storage", str(storage), "--num-samples", "4",
-              "--set", "search.max_concurrent=1", "--quiet")
+              "--set", "search.max_concurrent=1", "--quiet", ray_address=ray_cluster)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-5000:]
     print(f"smoke study: {time.time() - t0:.0f} s")
     exp = storage / "e2e-smoke"
@@ -190,7 +194,7 @@ def test_smoke_study_end_to_end(tmp_path):
         assert noise not in res.stdout + res.stderr, (noise, res.stdout + res.stderr)
 
     # never silently overwritten; the report CLI reproduces the report
-    again = cli(tmp_path, str(space), "--smoke", "--storage", str(storage))
+    again = cli(tmp_path, str(space), "--smoke", "--storage", str(storage), ray_address=ray_cluster)
     assert again.returncode == 2 and "already exists" in again.stderr
     rep = subprocess.run([sys.executable, "-m", "study.report", str(exp)], cwd=REPO, env=env(tmp_path),
                          capture_output=True, text=True, timeout=120)

@@ -350,11 +350,11 @@ logging: {wandb: {mode: disabled}}
 """
 
 
-def test_study_best_trial_and_replicate(tmp_path):
+def test_study_best_trial_and_replicate(tmp_path, ray_cluster):
     spec = tmp_path / "tiny.yaml"
     spec.write_text(STUDY + f"storage: {{path: {tmp_path / 'studies'}}}\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "WANDB_API_KEY")}
-    env.update(PYTHONPATH=str(REPO), WANDB_MODE="disabled")
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_API_KEY"}
+    env.update(PYTHONPATH=str(REPO), WANDB_MODE="disabled", RAY_ADDRESS=ray_cluster)  # the test run's Ray
     proc = subprocess.run([sys.executable, "-m", "study.run", str(spec)], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
