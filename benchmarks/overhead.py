@@ -19,8 +19,8 @@ Reported:
 - marginal per trial: ((wall_b - work_b) - (wall_a - work_a)) / (N_b - N_a) between the smallest and the
   largest N, so the fixed costs (Ray start, the report) cancel;
 - the same with the CPU seconds of every process of the study instead of the wall time (the
-  driver's ended children and what they waited for: resource.RUSAGE_CHILDREN), which the load of a
-  shared machine barely changes.
+  driver and its descendants, sampled from /proc: TreeCPU), which the load of a shared machine
+  barely changes.
 
 Variants, measured alternately in one run (round 1: A B C D, round 2: D C B A, ...) so that the load
 of a shared machine falls on all of them alike: every W&B mode of ``--wandb`` (default: disabled and
@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -104,10 +103,15 @@ def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
     # a new user's environment: no W&B variable or key (auto/offline logs offline)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "RAY_ADDRESS"))}
     env.update(PYTHONPATH=str(code), NETRC=str(root / "no-netrc"), RAY_USAGE_STATS_ENABLED="0")
-    t0, cpu0 = time.time(), _children_cpu()
-    res = subprocess.run([sys.executable, "-m", "study.run", str(space), "--storage", str(storage), "--quiet"],
-                         cwd=code, env=env, capture_output=True, text=True)
-    wall, cpu = time.time() - t0, _children_cpu() - cpu0
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "study.run", str(space), "--storage", str(storage), "--quiet"],
+                            cwd=code, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = TreeCPU(proc.pid)
+    while proc.poll() is None:
+        cpu.sample()
+        time.sleep(0.25)
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, *proc.communicate())
+    wall, cpu = time.time() - t0, cpu.total()
     if res.returncode != 0:
         raise SystemExit(f"error: the study of {n} trials failed:\n{res.stderr[-3000:]}")
     trials = trial_times(storage / "overhead" / "main", code)
@@ -122,12 +126,36 @@ def run_study(n: int, wandb: str, root: Path, code: Path = REPO) -> dict:
             "between_trials_per_trial_s": (phase - inside) / n, "overhead_per_trial_s": (phase - work) / n}
 
 
-def _children_cpu() -> float:
-    """CPU seconds of this process's ended children and the descendants they waited for (the driver,
-    Ray's processes it stops, their workers, W&B's service): what a study costs, barely changed by
-    other load; a process nobody waits for (killed with its parent) is missing."""
-    use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return use.ru_utime + use.ru_stime
+class TreeCPU:
+    """CPU seconds of a process and all its descendants (the driver, Ray's processes, the trial
+    workers, W&B's logging actors and services), sampled from /proc every 0.25 s: a process's last
+    sample counts, so a process that lived less than that is missed. Other load barely changes it."""
+
+    def __init__(self, root: int):
+        self.root, self.seen = root, {}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> None:
+        parents, cpu = {}, {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(d)] = int(fields[1])
+                cpu[int(d)] = (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+        tree, grew = {self.root}, True
+        while grew:
+            new = {pid for pid, ppid in parents.items() if ppid in tree and pid not in tree}
+            tree |= new
+            grew = bool(new)
+        for pid in tree & cpu.keys():
+            self.seen[pid] = max(self.seen.get(pid, 0.0), cpu[pid])
+
+    def total(self) -> float:
+        return sum(self.seen.values())
 
 
 def export(rev: str, root: Path) -> Path:
