@@ -216,9 +216,14 @@ def test_hostile_config_files_are_one_line_through_the_cli(tmp_path, content, ne
     assert res.returncode == 2
     assert needle in one_error_line(res.stderr) and str(path) in res.stderr
     assert not out.exists()
+
+
+def test_a_folder_given_as_the_config_is_one_line_through_the_cli(tmp_path) -> None:
+    out = tmp_path / "never"
     res = subprocess.run([sys.executable, "-m", "trainables.run", str(tmp_path), "--out", str(out)], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "is a folder; give a YAML file" in one_error_line(res.stderr)
+    assert not out.exists()
 
 
 def test_float_spelling_on_the_command_line_is_the_value_used(tmp_path) -> None:
