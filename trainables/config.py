@@ -102,7 +102,8 @@ class TrainConfig:
     # where the training-set diagnostics (train IoU, IoU_el / IoU_m, the method's observations, e.g.
     # ADELE's curves) come from: eval_pass = an eval-mode forward over the un-augmented training
     # images after the training pass; train_pass = the training pass's own train-mode predictions
-    # (no extra forward; needs augment: false)
+    # (no extra forward; needs augment: false). Default eval_pass by measurement: train_pass moves
+    # ADELE's trigger epochs by more than +-1 on the quick start's trial (docs/performance.md 2b)
     diagnostics: Literal["eval_pass", "train_pass"] = "eval_pass"
 
     def validate(self, path: str) -> None:
