@@ -44,12 +44,13 @@ def free_port() -> int:
 def ray_cluster() -> str:
     """One local Ray cluster (``ray start --head`` on 127.0.0.1, 2 CPUs, its own temp dir and ports)
     shared by the studies of the whole test run that need no Ray of their own: each joins it with
-    ``RAY_ADDRESS`` (study.run's ``--address``) instead of starting and stopping a local Ray, which
-    costs a large share of a tiny study. Its workers import the project from this checkout
-    (PYTHONPATH), as a local Ray's do; they do not see a driver's other environment variables, so a
-    test whose trials read the driver's environment (TMPDIR, a wheel's PYTHONPATH), and a test about
-    the driver's own local Ray (leftovers of a killed driver, Ctrl-C, the logical-GPU head, the
-    two-node cluster), starts its own. Started on first use, stopped at the end of the session;
+    ``RAY_ADDRESS`` (study.run's ``--address``) instead of starting and stopping a local Ray (a
+    1-trial study: about 10% less CPU, the same numbers). Its workers import the project from this
+    checkout (PYTHONPATH), as a local Ray's do, but they do not inherit a driver's environment: a
+    test whose trials or workers see the driver's environment (TMPDIR, a W&B key, a wheel's
+    PYTHONPATH), and a test about the driver's own local Ray (leftovers of a killed driver, Ctrl-C,
+    the logical-GPU head, the two-node cluster), starts its own. Token authentication is off (a
+    loopback cluster of this run only). Started on first use, stopped at the end of the session;
     yields the address."""
     temp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths must fit
     port = free_port()

@@ -29,7 +29,7 @@ def trial_rows(main: Path) -> dict[str, list[dict]]:
     return out
 
 
-def test_folder_written_by_d323de3_resumes(tmp_path):
+def test_folder_written_by_d323de3_resumes(tmp_path, ray_cluster):
     with tarfile.open(FIXTURE) as tar:
         tar.extractall(tmp_path, filter="data")
     exp = tmp_path / "old"
@@ -41,7 +41,7 @@ def test_folder_written_by_d323de3_resumes(tmp_path):
     short = Path(tempfile.mkdtemp(prefix="rd", dir="/tmp"))  # Ray's socket paths must stay short
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "WANDB_"))}
     env.update(PYTHONPATH=str(REPO), RAY_TMPDIR=str(short), TMPDIR=str(short), RAY_USAGE_STATS_ENABLED="0",
-               WANDB_MODE="disabled")
+               WANDB_MODE="disabled", RAY_ADDRESS=ray_cluster)  # the resume joins the test run's Ray
     try:
         res = subprocess.run([sys.executable, "-m", "study.run", str(exp), "--resume", "--quiet"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=300)
