@@ -315,11 +315,6 @@ class Trainer:
     def evaluate(self, split: str) -> SplitMeter:
         return self.evaluation_pass(-1, (split,), train=False)[0][split]
 
-    def train_diagnostics(self, epoch: int) -> tuple[dict[str, SplitMeter], torch.Tensor]:
-        """The training-set part of :meth:`evaluation_pass` alone (meters, panel predictions on the host)."""
-        meters, panel, _ = self.evaluation_pass(epoch, ())
-        return meters, panel.cpu()
-
     def _label_changes(self, before: torch.Tensor | None) -> dict[str, float | None]:
         """How many training labels the method rewrote this epoch, and which share of them now
         agrees with the clean label (the precision of a label correction; None when none changed).
