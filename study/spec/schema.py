@@ -226,8 +226,28 @@ class StudySpec:
         built = self.__dict__.setdefault("_built_conditions", {})
         key = repr(list(values.items()))
         if key not in built:
-            built[key] = Condition(dict(values), with_condition(self, values))
+            base = with_condition(self, values)
+            built[key] = Condition(dict(values), base, self.constants_for(base))
         return built[key]
+
+    def constants_for(self, base: dict[str, Any]) -> dict[str, Any]:
+        """The constant parameters (``{value: ...}``) that every trial starting from ``base`` gets, in
+        YAML order, as the search samples them (study.spec.space.sample): those without ``when`` and
+        those whose ``when`` keys the base (or an earlier constant) decides; a ``when`` on a searched
+        key is left to each trial."""
+        searched = {k for k, p in self.parameters.items() if p.value is None}
+        known: dict[str, Any] = {}
+        out: dict[str, Any] = {}
+        for key, p in self.parameters.items():
+            if p.value is None:
+                continue
+            when = p.when or {}
+            if any(k in searched for k in when):
+                continue
+            known.update({k: out[k] if k in out else get_value(base, k) for k in when})
+            if when_matches(when, known):
+                out[key] = p.value
+        return out
 
     def typed_conditions(self) -> list[Condition]:
         """Every condition as a typed :class:`Condition`, in the order of :meth:`condition_list`."""
@@ -251,11 +271,15 @@ class Condition:
     asked)."""
     values: dict[str, Any]
     base: dict[str, Any] = field(repr=False)
+    constants: dict[str, Any] = field(default_factory=dict)  # the constant parameters every trial of it gets
 
     @cached_property
     def config(self) -> TrialConfig:
-        """The base trial as a TrialConfig."""
-        return parse_trial(self.base)
+        """The trial every search trial of the condition runs, as far as the condition decides it: the
+        base trial with the constant parameters that apply to it (:meth:`StudySpec.condition`), parsed.
+        A base that is only valid with them (compare_camvid's ADELE needs ``method.prediction:
+        eval_pass`` on augmented batches) parses, and a constant ``train.epochs`` is the budget."""
+        return parse_trial(with_values(self.base, self.constants))
 
     @property
     def slug(self) -> str:

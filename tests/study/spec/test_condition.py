@@ -53,3 +53,28 @@ def test_building_conditions_leaves_the_stored_spec_as_it_was() -> None:
     before = spec.to_dict()
     spec.typed_conditions()
     assert spec.to_dict() == before and spec == parse_study(RAW)
+
+
+AUGMENTED = {"name": "x", "conditions": {"method.name": ["ce", "adele"]},
+             "parameters": {"train.lr": {"values": [0.01, 0.1]},
+                            "method.prediction": {"value": "eval_pass", "when": {"method.name": "adele"}},
+                            "train.epochs": {"value": 5},
+                            "method.r": {"values": [0.7, 0.9], "when": {"method.name": "adele"}},
+                            "train.batch_size": {"value": 4, "when": {"train.lr": 0.1}}},
+             "trial": {"train": {"epochs": 3, "augment": True}}}
+
+
+def test_a_conditions_config_has_the_constants_that_apply_to_it() -> None:
+    """compare_camvid's pattern: ADELE on augmented batches is only valid with the constant
+    method.prediction: eval_pass that its condition gets; the base alone does not parse."""
+    spec = parse_study(AUGMENTED)
+    ce, adele = spec.typed_conditions()
+    with pytest.raises(ConfigError, match="method.prediction"):
+        parse_trial(adele.base)
+    assert adele.constants == {"method.prediction": "eval_pass", "train.epochs": 5}
+    assert adele.config.method.name == "adele" and adele.config.method.params.prediction == "eval_pass"
+    assert ce.constants == {"train.epochs": 5}  # the when is not met: ce gets no prediction key
+    assert ce.config.train.epochs == adele.config.train.epochs == 5  # a constant budget is the budget
+    # a constant whose when names a searched key is each trial's own (train.lr is searched)
+    assert "train.batch_size" not in adele.constants and "train.batch_size" not in ce.constants
+    assert adele.base["train"]["epochs"] == 3  # the base stays what Ray hands a trial
