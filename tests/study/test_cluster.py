@@ -145,14 +145,16 @@ def test_two_node_cluster_with_token_auth(cluster, tmp_path):
     storage = tmp_path / "runs"
     address = cluster["address"]
 
-    # 1. a client without the token: one line saying what to set, quickly, nothing written
+    # 1. a client without the token: one line saying what to set, nothing written, and no waiting out
+    # ray.init's minutes of retries (the probe gives up after CONNECT_TIMEOUT_S, 30 s; a client that
+    # retried would run into this call's timeout and fail the test: no wall-time assertion, which a
+    # loaded host would break)
     no_auth = {k: v for k, v in cluster["env"].items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     t0 = time.time()
-    res = study_cli([str(space), "--address", address, "--storage", str(storage)], no_auth, timeout=120)
+    res = study_cli([str(space), "--address", address, "--storage", str(storage)], no_auth, timeout=180)
     assert res.returncode == 2, res.stderr[-3000:]
     err = res.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --address") and "RAY_AUTH_MODE=token" in err[0], err
-    assert time.time() - t0 < 45
     assert not storage.exists()
     print(f"auth refused in {time.time() - t0:.1f} s")
 
