@@ -291,9 +291,12 @@ class Condition:
         return with_values(self.base, values or {})
 
     def config_with(self, values: dict[str, Any], path: str = "") -> TrialConfig:
-        """The parsed trial with dotted ``values`` set (errors name ``path.key``); the condition's own
-        config when there is nothing to set nor a path to name."""
-        return self.config if not values and not path else parse_trial(self.trial(values), path)
+        """The parsed base trial with dotted ``values`` set, as Ray runs it (a search trial's values
+        include its constants, a baseline's overrides do not; errors name ``path.key``); the
+        condition's own config when that is the same trial (nothing to set, no path, no constants)."""
+        if not values and not path and not self.constants:
+            return self.config
+        return parse_trial(self.trial(values), path)
 
 
 # -- rules on the values (shared by the checks, the space and the tuner) -------------------------

@@ -78,3 +78,5 @@ def test_a_conditions_config_has_the_constants_that_apply_to_it() -> None:
     # a constant whose when names a searched key is each trial's own (train.lr is searched)
     assert "train.batch_size" not in adele.constants and "train.batch_size" not in ce.constants
     assert adele.base["train"]["epochs"] == 3  # the base stays what Ray hands a trial
+    # config_with is the base with the given values only (a baseline's overrides get no constants)
+    assert ce.config_with({}).train.epochs == 3 and ce.config_with(ce.constants).train.epochs == 5
